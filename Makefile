@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+DEMO_DATA      ?= data/demo
+DEMO_LAKEHOUSE ?= lakehouse
+DEMO_SUBS      ?= 300
+DEMO_DAYS      ?= 365
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[models,dashboards,dev]"
+	$(PY) -m metering_analytics.cli setup
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(PY) -m metering_analytics.cli demo --data $(DEMO_DATA) --lakehouse $(DEMO_LAKEHOUSE) \
+		--subscriptions $(DEMO_SUBS) --days $(DEMO_DAYS)
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(DEMO_LAKEHOUSE) $(DEMO_DATA) .pytest_cache

@@ -1,0 +1,1 @@
+"""Where data lives: the only package that knows paths, table names and readers."""

@@ -1,0 +1,159 @@
+"""Delta tables addressed by (layer, table): a local folder here, Unity Catalog names on Databricks.
+
+Locally every table is `<root>/<layer>/<table>/` and is registered in the session catalog as
+`<layer>.<table>`, so the same `SELECT ... FROM gold.<table>` runs unchanged on both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+LAYERS = ("bronze", "silver", "gold")
+
+
+@dataclass(frozen=True)
+class Lakehouse:
+    root: str | None = None  # local folder; None means Unity Catalog (Databricks)
+    catalog: str | None = None
+    schemas: dict[str, str] = field(default_factory=lambda: {layer: layer for layer in LAYERS})
+
+    @property
+    def is_local(self) -> bool:
+        return self.root is not None
+
+    def schema(self, layer: str) -> str:
+        return self.schemas.get(layer, layer)
+
+    def table_name(self, layer: str, table: str) -> str:
+        qualified = f"{self.schema(layer)}.{table}"
+        return f"{self.catalog}.{qualified}" if self.catalog else qualified
+
+    def path(self, layer: str, table: str) -> str:
+        if self.root is None:
+            raise ValueError("a Unity Catalog lakehouse has no table paths")
+        return str(Path(self.root, layer, table).resolve())
+
+    def checkpoint(self, name: str) -> str:
+        if self.root is None:
+            raise ValueError("set the checkpoint location explicitly on Databricks")
+        return str(Path(self.root, "_checkpoints", name).resolve())
+
+    # -- reading ---------------------------------------------------------------------------------
+    def exists(self, spark: SparkSession, layer: str, table: str) -> bool:
+        if self.is_local:
+            return DeltaTable.isDeltaTable(spark, self.path(layer, table))
+        return spark.catalog.tableExists(self.table_name(layer, table))
+
+    def read(self, spark: SparkSession, layer: str, table: str) -> DataFrame:
+        if self.is_local:
+            return spark.read.format("delta").load(self.path(layer, table))
+        return spark.read.table(self.table_name(layer, table))
+
+    def read_or_empty(self, spark: SparkSession, layer: str, table: str, schema: StructType) -> DataFrame:
+        if self.exists(spark, layer, table):
+            return self.read(spark, layer, table)
+        return spark.createDataFrame([], schema)
+
+    def delta_table(self, spark: SparkSession, layer: str, table: str) -> DeltaTable:
+        if self.is_local:
+            return DeltaTable.forPath(spark, self.path(layer, table))
+        return DeltaTable.forName(spark, self.table_name(layer, table))
+
+    # -- writing ---------------------------------------------------------------------------------
+    def ensure_table(self, spark: SparkSession, layer: str, table: str, schema: StructType,
+                     partition_by: Sequence[str] = ()) -> None:
+        """Create an empty Delta table with the given schema if it does not exist yet."""
+        if self.exists(spark, layer, table):
+            self.register(spark, layer, table)
+            return
+        writer = spark.createDataFrame([], schema).write.format("delta").mode("ignore")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        self._save(writer, layer, table)
+        self.register(spark, layer, table)
+
+    def overwrite(self, df: DataFrame, layer: str, table: str, partition_by: Sequence[str] = ()) -> None:
+        """Replace a table's content atomically (one Delta commit); schema changes are allowed."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        self._save(writer, layer, table)
+        self.register(df.sparkSession, layer, table)
+
+    def merge_insert_new(self, df: DataFrame, layer: str, table: str, keys: Iterable[str],
+                         extra_condition: str | None = None) -> None:
+        """Insert the rows whose key is not in the table yet: replaying the same input adds nothing."""
+        spark = df.sparkSession
+        condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        if extra_condition:
+            condition = f"{condition} AND {extra_condition}"
+        (
+            self.delta_table(spark, layer, table).alias("t")
+            .merge(df.alias("s"), condition)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+    def upsert(self, df: DataFrame, layer: str, table: str, keys: Iterable[str]) -> None:
+        spark = df.sparkSession
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        (
+            self.delta_table(spark, layer, table).alias("t")
+            .merge(df.alias("s"), condition)
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+
+    def _save(self, writer, layer: str, table: str) -> None:
+        if self.is_local:
+            writer.save(self.path(layer, table))
+        else:
+            writer.saveAsTable(self.table_name(layer, table))
+
+    # -- catalog ---------------------------------------------------------------------------------
+    def register(self, spark: SparkSession, layer: str, table: str) -> None:
+        """Make `<layer>.<table>` resolvable in SQL (locally: an external table on the folder)."""
+        if not self.is_local:
+            return
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.schema(layer)}`")
+        if not spark.catalog.tableExists(self.table_name(layer, table)):
+            spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {self.table_name(layer, table)} "
+                f"USING DELTA LOCATION '{self.path(layer, table)}'"
+            )
+
+    def register_all(self, spark: SparkSession) -> list[str]:
+        """Register every Delta table found under the local root; returns their names."""
+        if not self.is_local:
+            return []
+        names = []
+        for layer in LAYERS:
+            layer_dir = Path(self.root, layer)
+            if not layer_dir.is_dir():
+                continue
+            for table_dir in sorted(p for p in layer_dir.iterdir() if (p / "_delta_log").is_dir()):
+                self.register(spark, layer, table_dir.name)
+                names.append(self.table_name(layer, table_dir.name))
+        return names
+
+    def row_counts(self, spark: SparkSession) -> dict[str, int]:
+        counts = {}
+        for name in self.register_all(spark):
+            counts[name] = spark.table(name).count()
+        return counts
+
+
+def empty_like(spark: SparkSession, schema: StructType) -> DataFrame:
+    return spark.createDataFrame([], schema)
+
+
+def with_columns_of(df: DataFrame, schema: StructType) -> DataFrame:
+    """Select and cast `df` to exactly the columns of `schema`, in order."""
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])

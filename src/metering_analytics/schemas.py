@@ -1,0 +1,330 @@
+"""Explicit schemas: the Capture record, the accelerator's message bodies, and the bronze/silver tables.
+
+Bodies are never schema-inferred. Quantities are read as strings because the accelerator writes them
+as JSON numbers *or* strings ("10000", "1.5", "Infinite"); Spark's JSON reader keeps a number's text
+when the target type is a string.
+"""
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Event Hubs Capture record (Microsoft.ServiceBus.Messaging.EventData), as Spark's Avro reader sees
+# it: map values are Avro unions, which Spark exposes as structs of member0..memberN.
+# ---------------------------------------------------------------------------------------------
+CAPTURE_AVRO_SCHEMA_JSON = {
+    "type": "record",
+    "name": "EventData",
+    "namespace": "Microsoft.ServiceBus.Messaging",
+    "fields": [
+        {"name": "SequenceNumber", "type": "long"},
+        {"name": "Offset", "type": "string"},
+        {"name": "EnqueuedTimeUtc", "type": "string"},
+        {"name": "SystemProperties", "type": {"type": "map", "values": ["long", "double", "string", "bytes"]}},
+        {"name": "Properties", "type": {"type": "map", "values": ["long", "double", "string", "bytes", "null"]}},
+        {"name": "Body", "type": ["null", "bytes"]},
+    ],
+}
+
+_AVRO_UNION_VALUE = StructType(
+    [
+        StructField("member0", LongType()),
+        StructField("member1", DoubleType()),
+        StructField("member2", StringType()),
+        StructField("member3", BinaryType()),
+    ]
+)
+
+CAPTURE_SPARK_SCHEMA = StructType(
+    [
+        StructField("SequenceNumber", LongType(), False),
+        StructField("Offset", StringType(), False),
+        StructField("EnqueuedTimeUtc", StringType(), False),
+        StructField("SystemProperties", MapType(StringType(), _AVRO_UNION_VALUE), False),
+        StructField("Properties", MapType(StringType(), _AVRO_UNION_VALUE), False),
+        StructField("Body", BinaryType(), True),
+    ]
+)
+
+# ---------------------------------------------------------------------------------------------
+# Message bodies: {"type": T, "value": {...}}
+# ---------------------------------------------------------------------------------------------
+MESSAGE_TYPES = (
+    "SubscriptionPurchased",
+    "SubscriptionDeleted",
+    "UsageReported",
+    "UsageSubmittedToAPI",
+    "Ping",
+    "RemoveUnprocessedMessages",
+)
+
+_TIER = StructType([StructField("dimension", StringType()), StructField("threshold", StringType())])
+_BILLING_DIMENSION = StructType(
+    [
+        StructField("type", StringType()),
+        StructField("dimension", StringType()),
+        StructField("included", StringType()),
+        StructField("tiers", ArrayType(_TIER)),
+    ]
+)
+_PLAN = StructType(
+    [
+        StructField("planId", StringType()),
+        StructField("billingDimensions", MapType(StringType(), _BILLING_DIMENSION)),
+    ]
+)
+_SUBSCRIPTION = StructType(
+    [
+        StructField("resourceId", StringType()),
+        StructField("resourceUri", StringType()),
+        StructField("subscriptionStart", StringType()),
+        StructField("renewalInterval", StringType()),
+        StructField("plan", _PLAN),
+    ]
+)
+_MARKETPLACE_REQUEST_FIELDS = [
+    StructField("resourceId", StringType()),
+    StructField("resourceUri", StringType()),
+    StructField("effectiveStartTime", StringType()),
+    StructField("planId", StringType()),
+    StructField("dimension", StringType()),
+    StructField("quantity", StringType()),
+    StructField("status", StringType()),
+    StructField("usageEventId", StringType()),
+    StructField("messageTime", StringType()),
+]
+_ERROR_DETAIL = StructType(
+    [StructField("code", StringType()), StructField("target", StringType()), StructField("message", StringType())]
+)
+_MARKETPLACE_ERROR = StructType(
+    [
+        StructField("code", StringType()),
+        StructField("target", StringType()),
+        StructField("message", StringType()),
+        StructField("details", ArrayType(_ERROR_DETAIL)),
+        StructField(
+            "additionalInfo",
+            StructType([StructField("acceptedMessage", StructType(list(_MARKETPLACE_REQUEST_FIELDS)))]),
+        ),
+    ]
+)
+_SUBMISSION_RESULT = StructType(list(_MARKETPLACE_REQUEST_FIELDS) + [StructField("error", _MARKETPLACE_ERROR)])
+
+MESSAGE_VALUE_SCHEMA = StructType(
+    [
+        # SubscriptionPurchased
+        StructField("subscription", _SUBSCRIPTION),
+        # SubscriptionDeleted / UsageReported
+        StructField("resourceId", StringType()),
+        StructField("resourceUri", StringType()),
+        StructField("timestamp", StringType()),
+        StructField("meterName", StringType()),
+        StructField("quantity", StringType()),
+        # UsageSubmittedToAPI
+        StructField(
+            "httpHeaders",
+            StructType([StructField("xMsRequestId", StringType()), StructField("xMsCorrelationId", StringType())]),
+        ),
+        StructField("result", _SUBMISSION_RESULT),
+        # Ping / RemoveUnprocessedMessages
+        StructField("partitionId", StringType()),
+        StructField("localTime", StringType()),
+        StructField("reason", StringType()),
+        StructField("sender", StringType()),
+        StructField("beforeIncluding", StringType()),
+        StructField("exactly", StringType()),
+        StructField("all", StringType()),
+    ]
+)
+MESSAGE_SCHEMA = StructType([StructField("type", StringType()), StructField("value", MESSAGE_VALUE_SCHEMA)])
+
+# ---------------------------------------------------------------------------------------------
+# Bronze
+# ---------------------------------------------------------------------------------------------
+BRONZE_EVENTS_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("offset", StringType(), True),
+        StructField("enqueued_time", TimestampType(), True),
+        StructField("enqueued_time_raw", StringType(), True),
+        StructField("enqueued_date", DateType(), True),
+        StructField("system_properties", MapType(StringType(), StringType()), True),
+        StructField("properties", MapType(StringType(), StringType()), True),
+        StructField("body", BinaryType(), True),
+        StructField("event_hub", StringType(), True),
+        StructField("source_file", StringType(), False),
+        StructField("ingested_at", TimestampType(), False),
+    ]
+)
+
+# ---------------------------------------------------------------------------------------------
+# Silver. Every fact carries its Capture position (partition_id, sequence_number): the key that makes
+# ingestion idempotent.
+# ---------------------------------------------------------------------------------------------
+SILVER_SUBSCRIPTIONS_SCHEMA = StructType(
+    [
+        # coalesce(resource_uri, resource_id) of the purchase: stable, and unique among tracked subscriptions.
+        StructField("subscription_key", StringType(), False),
+        StructField("resource_id", StringType(), True),
+        StructField("resource_uri", StringType(), True),
+        StructField("plan_id", StringType(), False),
+        StructField("renewal_interval", StringType(), False),
+        StructField("renewal_months", IntegerType(), False),
+        StructField("subscription_start", TimestampType(), False),
+        StructField("purchased_at", TimestampType(), False),
+        StructField("deleted_at", TimestampType(), True),
+        StructField("offer_type", StringType(), False),  # saas | managed_application | unknown
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+    ]
+)
+
+TIER_SCHEMA = StructType(
+    [
+        StructField("tier_index", IntegerType(), False),
+        StructField("dimension", StringType(), False),
+        StructField("threshold", DoubleType(), False),
+    ]
+)
+
+SILVER_PLAN_DIMENSIONS_SCHEMA = StructType(
+    [
+        # The plan travels inside every purchase message, so the dimensions are kept per subscription:
+        # billing always uses the definition the subscription was purchased with.
+        StructField("subscription_key", StringType(), False),
+        StructField("plan_id", StringType(), False),
+        StructField("meter_name", StringType(), False),
+        StructField("dimension_type", StringType(), False),  # simple | waterfall
+        StructField("dimension", StringType(), True),  # simple: the Marketplace dimension; waterfall: null
+        StructField("included_quantity", DoubleType(), True),  # simple: 0 when missing; null when infinite
+        StructField("included_infinite", BooleanType(), False),
+        StructField("tiers", ArrayType(TIER_SCHEMA), True),  # waterfall: tiers in order
+    ]
+)
+
+SILVER_USAGE_EVENTS_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("subscription_key", StringType(), False),
+        StructField("resource_id", StringType(), True),  # as sent in the usage message
+        StructField("resource_uri", StringType(), True),
+        StructField("plan_id", StringType(), False),
+        StructField("meter_name", StringType(), False),
+        StructField("dimension", StringType(), True),  # simple dimension; null for a waterfall meter
+        StructField("quantity", DoubleType(), False),
+        StructField("enqueued_time", TimestampType(), False),
+        StructField("event_timestamp", TimestampType(), True),
+        StructField("properties", MapType(StringType(), StringType()), True),
+    ]
+)
+
+SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("enqueued_time", TimestampType(), False),
+        StructField("status", StringType(), True),
+        StructField("resource_id", StringType(), True),
+        StructField("resource_uri", StringType(), True),
+        StructField("plan_id", StringType(), True),
+        StructField("dimension", StringType(), True),
+        StructField("effective_start_time", TimestampType(), True),
+        StructField("quantity", DoubleType(), True),
+        StructField("usage_event_id", StringType(), True),
+        StructField("message_time", TimestampType(), True),
+        StructField("error_code", StringType(), True),
+        StructField("error_message", StringType(), True),
+        StructField("error_details", StringType(), True),  # JSON text of error.details
+        StructField("accepted_resource_id", StringType(), True),
+        StructField("accepted_resource_uri", StringType(), True),
+        StructField("accepted_plan_id", StringType(), True),
+        StructField("accepted_dimension", StringType(), True),
+        StructField("accepted_effective_start_time", TimestampType(), True),
+        StructField("accepted_quantity", DoubleType(), True),
+        StructField("accepted_usage_event_id", StringType(), True),
+        StructField("accepted_message_time", TimestampType(), True),
+        StructField("request_id", StringType(), True),
+        StructField("correlation_id", StringType(), True),
+    ]
+)
+
+SILVER_PINGS_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("enqueued_time", TimestampType(), False),
+        StructField("reported_partition_id", StringType(), True),
+        StructField("local_time", TimestampType(), True),
+        StructField("reason", StringType(), True),
+        StructField("sender", StringType(), True),
+    ]
+)
+
+SILVER_MAINTENANCE_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("enqueued_time", TimestampType(), False),
+        StructField("message_type", StringType(), False),
+        StructField("target_partition_id", StringType(), True),
+        StructField("before_including", LongType(), True),
+        StructField("exactly", LongType(), True),
+        StructField("all", BooleanType(), True),
+    ]
+)
+
+SILVER_SUBSCRIPTION_DELETIONS_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("enqueued_time", TimestampType(), False),
+        StructField("resource_id", StringType(), True),
+        StructField("resource_uri", StringType(), True),
+    ]
+)
+
+QUARANTINE_REASONS = (
+    "null_body",
+    "binary",
+    "not_json",
+    "unknown_type",
+    "missing_field",
+    "invalid_quantity",
+    "invalid_timestamp",
+    "invalid_plan",
+    "unknown_subscription",
+    "before_subscription_start",
+    "unknown_meter",
+    "after_deletion",
+    "duplicate_purchase",
+    "invalid_enqueued_time",
+)
+
+SILVER_QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("partition_id", StringType(), False),
+        StructField("sequence_number", LongType(), False),
+        StructField("enqueued_time", TimestampType(), True),
+        StructField("enqueued_date", DateType(), True),
+        StructField("reason", StringType(), False),
+        StructField("detail", StringType(), True),
+        StructField("message_type", StringType(), True),
+        StructField("body_text", StringType(), True),  # UTF-8 text when the body is text
+        StructField("body", BinaryType(), True),  # the raw bytes, to fix and replay
+        StructField("source_file", StringType(), True),
+        StructField("quarantined_at", TimestampType(), False),
+    ]
+)

@@ -1,0 +1,26 @@
+"""One session-scoped SparkSession for the whole suite (local, Delta + Avro, 2 shuffle partitions)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "accelerator-samples"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from metering_analytics.spark import get_spark
+
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    session = get_spark("metering-analytics-tests", shuffle_partitions=2, warehouse_dir=warehouse)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """The accelerator's real sample messages (../shared/accelerator-samples), when present."""
+    if not SHARED_SAMPLES.is_dir():
+        pytest.skip(f"accelerator samples not found at {SHARED_SAMPLES}")
+    return SHARED_SAMPLES
