@@ -14,6 +14,13 @@ CONNECTOR_PACKAGES = (
     f"org.apache.spark:spark-avro_{SCALA_BINARY}:{SPARK_VERSION}",
 )
 
+_LOGGING_JARS = (
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.slf4j:slf4j-api",
+)
+
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,6 +54,8 @@ def get_spark(app_name: str = "metering-analytics", *, shuffle_partitions: int =
         .appName(app_name)
         .config("spark.jars.packages", ",".join(CONNECTOR_PACKAGES))
         .config("spark.jars.ivy", str(jar_cache_dir()))
+        # Delta's Unity Catalog client drags in its own logging jars; Spark already ships them.
+        .config("spark.jars.excludes", ",".join(_LOGGING_JARS))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
