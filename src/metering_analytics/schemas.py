@@ -70,7 +70,7 @@ MESSAGE_TYPES = (
 )
 
 _TIER = StructType([StructField("dimension", StringType()), StructField("threshold", StringType())])
-_BILLING_DIMENSION = StructType(
+BILLING_DIMENSION_SCHEMA = StructType(
     [
         StructField("type", StringType()),
         StructField("dimension", StringType()),
@@ -81,7 +81,7 @@ _BILLING_DIMENSION = StructType(
 _PLAN = StructType(
     [
         StructField("planId", StringType()),
-        StructField("billingDimensions", MapType(StringType(), _BILLING_DIMENSION)),
+        StructField("billingDimensions", MapType(StringType(), BILLING_DIMENSION_SCHEMA)),
     ]
 )
 _SUBSCRIPTION = StructType(
@@ -154,7 +154,8 @@ MESSAGE_SCHEMA = StructType([StructField("type", StringType()), StructField("val
 # ---------------------------------------------------------------------------------------------
 BRONZE_EVENTS_SCHEMA = StructType(
     [
-        StructField("partition_id", StringType(), False),
+        # null when the file path matches none of the configured Capture layouts (quarantined in silver)
+        StructField("partition_id", StringType(), True),
         StructField("sequence_number", LongType(), False),
         StructField("offset", StringType(), True),
         StructField("enqueued_time", TimestampType(), True),
@@ -185,6 +186,8 @@ SILVER_SUBSCRIPTIONS_SCHEMA = StructType(
         StructField("subscription_start", TimestampType(), False),
         StructField("purchased_at", TimestampType(), False),
         StructField("deleted_at", TimestampType(), True),
+        StructField("deleted_partition_id", StringType(), True),
+        StructField("deleted_sequence_number", LongType(), True),
         StructField("offer_type", StringType(), False),  # saas | managed_application | unknown
         StructField("partition_id", StringType(), False),
         StructField("sequence_number", LongType(), False),
@@ -193,9 +196,9 @@ SILVER_SUBSCRIPTIONS_SCHEMA = StructType(
 
 TIER_SCHEMA = StructType(
     [
-        StructField("tier_index", IntegerType(), False),
-        StructField("dimension", StringType(), False),
-        StructField("threshold", DoubleType(), False),
+        StructField("tier_index", IntegerType(), True),
+        StructField("dimension", StringType(), True),
+        StructField("threshold", DoubleType(), True),
     ]
 )
 
@@ -286,13 +289,23 @@ SILVER_MAINTENANCE_SCHEMA = StructType(
     ]
 )
 
-SILVER_SUBSCRIPTION_DELETIONS_SCHEMA = StructType(
+# Every valid SubscriptionPurchased and SubscriptionDeleted message, as received. silver.subscriptions
+# and silver.plan_dimensions are derived from it as a whole, so the result does not depend on the
+# order in which Capture files arrive.
+SILVER_SUBSCRIPTION_LIFECYCLE_SCHEMA = StructType(
     [
         StructField("partition_id", StringType(), False),
         StructField("sequence_number", LongType(), False),
         StructField("enqueued_time", TimestampType(), False),
+        StructField("message_type", StringType(), False),  # SubscriptionPurchased | SubscriptionDeleted
         StructField("resource_id", StringType(), True),
         StructField("resource_uri", StringType(), True),
+        StructField("plan_id", StringType(), True),
+        StructField("renewal_interval", StringType(), True),
+        StructField("subscription_start", TimestampType(), True),
+        StructField("billing_dimensions_json", StringType(), True),  # the plan's billingDimensions, as JSON
+        StructField("body", BinaryType(), True),  # kept so a rejected purchase/deletion can be quarantined whole
+        StructField("source_file", StringType(), True),
     ]
 )
 
@@ -315,7 +328,7 @@ QUARANTINE_REASONS = (
 
 SILVER_QUARANTINE_SCHEMA = StructType(
     [
-        StructField("partition_id", StringType(), False),
+        StructField("partition_id", StringType(), True),  # null when the file path matched no layout
         StructField("sequence_number", LongType(), False),
         StructField("enqueued_time", TimestampType(), True),
         StructField("enqueued_date", DateType(), True),
@@ -324,6 +337,7 @@ SILVER_QUARANTINE_SCHEMA = StructType(
         StructField("message_type", StringType(), True),
         StructField("body_text", StringType(), True),  # UTF-8 text when the body is text
         StructField("body", BinaryType(), True),  # the raw bytes, to fix and replay
+        StructField("properties", MapType(StringType(), StringType()), True),
         StructField("source_file", StringType(), True),
         StructField("quarantined_at", TimestampType(), False),
     ]

@@ -69,13 +69,14 @@ class Lakehouse:
     def ensure_table(self, spark: SparkSession, layer: str, table: str, schema: StructType,
                      partition_by: Sequence[str] = ()) -> None:
         """Create an empty Delta table with the given schema if it does not exist yet."""
-        if self.exists(spark, layer, table):
-            self.register(spark, layer, table)
-            return
-        writer = spark.createDataFrame([], schema).write.format("delta").mode("ignore")
+        # A metadata-only commit: no Spark job, no data files.
+        builder = DeltaTable.createIfNotExists(spark).addColumns(schema)
         if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        self._save(writer, layer, table)
+            builder = builder.partitionedBy(*partition_by)
+        if self.is_local:
+            builder.location(self.path(layer, table)).execute()
+        else:
+            builder.tableName(self.table_name(layer, table)).execute()
         self.register(spark, layer, table)
 
     def overwrite(self, df: DataFrame, layer: str, table: str, partition_by: Sequence[str] = ()) -> None:
@@ -90,6 +91,8 @@ class Lakehouse:
                          extra_condition: str | None = None) -> None:
         """Insert the rows whose key is not in the table yet: replaying the same input adds nothing."""
         spark = df.sparkSession
+        if df.isEmpty():  # a MERGE costs several Spark jobs even with nothing to merge
+            return
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
         if extra_condition:
             condition = f"{condition} AND {extra_condition}"

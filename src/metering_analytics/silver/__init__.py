@@ -1,0 +1,1 @@
+"""Silver: typed, validated facts parsed from bronze with explicit schemas, plus quarantine."""

@@ -1,0 +1,201 @@
+"""Silver stage: bronze.events -> typed silver tables and quarantine, incrementally and idempotently.
+
+A Delta stream over bronze hands each new slice of records to `process_batch`; every write is a MERGE
+keyed by the record's Capture position, so a replayed batch changes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from metering_analytics.config import PipelineConfig
+from metering_analytics.io.lakehouse import Lakehouse
+from metering_analytics.schemas import (
+    SILVER_MAINTENANCE_SCHEMA,
+    SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
+    SILVER_PINGS_SCHEMA,
+    SILVER_PLAN_DIMENSIONS_SCHEMA,
+    SILVER_QUARANTINE_SCHEMA,
+    SILVER_SUBSCRIPTION_LIFECYCLE_SCHEMA,
+    SILVER_SUBSCRIPTIONS_SCHEMA,
+    SILVER_USAGE_EVENTS_SCHEMA,
+)
+from metering_analytics.silver import facts
+from metering_analytics.silver.messages import decode_messages
+from metering_analytics.silver.subscriptions import derive_subscriptions
+from metering_analytics.silver.usage import resolve_usage
+
+KEY = ("partition_id", "sequence_number")
+SILVER_TABLES = {
+    "subscription_lifecycle": SILVER_SUBSCRIPTION_LIFECYCLE_SCHEMA,
+    "subscriptions": SILVER_SUBSCRIPTIONS_SCHEMA,
+    "plan_dimensions": SILVER_PLAN_DIMENSIONS_SCHEMA,
+    "usage_events": SILVER_USAGE_EVENTS_SCHEMA,
+    "marketplace_submissions": SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
+    "pings": SILVER_PINGS_SCHEMA,
+    "maintenance": SILVER_MAINTENANCE_SCHEMA,
+    "quarantine": SILVER_QUARANTINE_SCHEMA,
+}
+LIFECYCLE_REASONS = ("duplicate_purchase", "unknown_subscription", "after_deletion")
+QUARANTINE_MATCH = (
+    "t.sequence_number = s.sequence_number AND t.partition_id <=> s.partition_id "
+    "AND (t.partition_id IS NOT NULL OR t.source_file = s.source_file)"
+)
+
+
+@dataclass
+class SilverResult:
+    batches: int = 0
+    records: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+
+def _merge_new(lakehouse: Lakehouse, df: DataFrame, table: str) -> None:
+    lakehouse.merge_insert_new(df, "silver", table, keys=KEY)
+
+
+def _merge_quarantine(lakehouse: Lakehouse, df: DataFrame) -> None:
+    spark = df.sparkSession
+    (
+        lakehouse.delta_table(spark, "silver", "quarantine").alias("t")
+        .merge(df.alias("s"), QUARANTINE_MATCH)
+        .whenMatchedUpdate(set={"reason": "s.reason", "detail": "s.detail"})
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def _delete_keys(lakehouse: Lakehouse, spark: SparkSession, table: str, keys: DataFrame) -> None:
+    (
+        lakehouse.delta_table(spark, "silver", table).alias("t")
+        .merge(keys.alias("s"), "t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number")
+        .whenMatchedDelete()
+        .execute()
+    )
+
+
+def _refresh_subscriptions(spark: SparkSession, lakehouse: Lakehouse) -> tuple[DataFrame, DataFrame]:
+    """Re-derive subscriptions and plan dimensions from the whole lifecycle table."""
+    before = lakehouse.read(spark, "silver", "subscriptions").select("subscription_key", "deleted_at").localCheckpoint()
+    lifecycle = lakehouse.read(spark, "silver", "subscription_lifecycle")
+    subscriptions, dimensions, rejected = derive_subscriptions(lifecycle)
+    lakehouse.overwrite(subscriptions, "silver", "subscriptions")
+    lakehouse.overwrite(dimensions, "silver", "plan_dimensions")
+
+    # Lifecycle verdicts can change when an earlier message arrives late: replace them as a set.
+    lakehouse.delta_table(spark, "silver", "quarantine").delete(
+        F.col("message_type").isin("SubscriptionPurchased", "SubscriptionDeleted")
+        & F.col("reason").isin(*LIFECYCLE_REASONS)
+    )
+    rejected_rows = lifecycle.join(rejected, list(KEY), "inner")
+    if not rejected_rows.isEmpty():
+        _merge_quarantine(lakehouse, facts.quarantine_rows(rejected_rows))
+
+    subs = lakehouse.read(spark, "silver", "subscriptions")
+    newly_deleted = (
+        subs.alias("n").join(before.alias("b"), "subscription_key", "left")
+        .where(F.col("n.deleted_at").isNotNull() & ~F.col("n.deleted_at").eqNullSafe(F.col("b.deleted_at")))
+        .select("subscription_key")
+    )
+    return subs, newly_deleted
+
+
+def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame, newly_deleted: DataFrame) -> None:
+    """Usage whose verdict a lifecycle change can alter: unknown-subscription rejects and usage of
+    subscriptions whose deletion just arrived (possibly after the usage that follows it)."""
+    dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
+    # Quarantine keeps what a usage record needs to be decoded again; bronze is read only for the
+    # (rare) usage that a late deletion invalidates.
+    waiting = lakehouse.read(spark, "silver", "quarantine").where(
+        (F.col("reason") == "unknown_subscription") & (F.col("message_type") == "UsageReported")
+    ).select(*KEY, "enqueued_time", "body", "properties", "source_file")
+    deleted_keys = [r["subscription_key"] for r in newly_deleted.collect()]  # a handful per batch
+    if deleted_keys:
+        stale = (
+            lakehouse.read(spark, "silver", "usage_events")
+            .where(F.col("subscription_key").isin(deleted_keys))
+            .join(F.broadcast(subs.select("subscription_key", "deleted_at")), "subscription_key")
+            .where(F.col("enqueued_time") >= F.col("deleted_at"))
+            .select(*KEY)
+            .localCheckpoint()
+        )
+    if deleted_keys and not stale.isEmpty():
+        waiting = waiting.unionByName(
+            lakehouse.read(spark, "bronze", "events").join(F.broadcast(stale), list(KEY), "left_semi")
+            .select(*KEY, "enqueued_time", "body", "properties", "source_file"))
+    bronze_like = waiting.withColumn("enqueued_time_raw", F.lit(None).cast("string")).localCheckpoint()
+    if bronze_like.isEmpty():
+        return
+    usage = facts.usage_candidates(decode_messages(bronze_like))
+    valid, rejected = resolve_usage(usage, subs, dimensions)
+    valid = valid.localCheckpoint()
+    rejected = rejected.localCheckpoint()
+    _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY))
+    _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY))
+    _merge_new(lakehouse, valid, "usage_events")
+    _merge_quarantine(lakehouse, facts.quarantine_rows(rejected))
+
+
+def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> tuple[int, int]:
+    """Parse one slice of bronze records into the silver tables; returns (records, quarantined)."""
+    decoded = decode_messages(bronze_batch).localCheckpoint()
+    lifecycle = facts.subscription_lifecycle(decoded).localCheckpoint()
+    lifecycle_changed = not lifecycle.isEmpty()
+    if lifecycle_changed:
+        _merge_new(lakehouse, lifecycle, "subscription_lifecycle")
+        subs, newly_deleted = _refresh_subscriptions(spark, lakehouse)
+    else:
+        subs = lakehouse.read(spark, "silver", "subscriptions")
+    subs = subs.localCheckpoint()
+
+    _merge_new(lakehouse, facts.marketplace_submissions(decoded), "marketplace_submissions")
+    _merge_new(lakehouse, facts.pings(decoded), "pings")
+    _merge_new(lakehouse, facts.maintenance(decoded), "maintenance")
+
+    dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
+    valid, rejected_usage = resolve_usage(facts.usage_candidates(decoded), subs, dimensions)
+    _merge_new(lakehouse, valid, "usage_events")
+    rejected = facts.rejected(decoded).unionByName(facts.quarantine_rows(rejected_usage))
+    _merge_quarantine(lakehouse, rejected)
+
+    if lifecycle_changed:
+        _reresolve_usage(spark, lakehouse, subs, newly_deleted)
+    counts = decoded.agg(F.count("*").alias("n"), F.count("reason").alias("q")).first()
+    return counts["n"], counts["q"]
+
+
+def ensure_silver_tables(spark: SparkSession, lakehouse: Lakehouse) -> None:
+    for table, schema in SILVER_TABLES.items():
+        lakehouse.ensure_table(spark, "silver", table, schema)
+
+
+def run_silver(spark: SparkSession, config: PipelineConfig, *, checkpoint: str | None = None) -> SilverResult:
+    lakehouse = config.lakehouse
+    ensure_silver_tables(spark, lakehouse)
+    result = SilverResult()
+
+    def write_batch(batch: DataFrame, _batch_id: int) -> None:
+        records, _ = process_batch(spark, lakehouse, batch)
+        result.batches += 1
+        result.records += records
+
+    source = (
+        spark.readStream.format("delta")
+        .option("maxFilesPerTrigger", "200")
+        .load(lakehouse.path("bronze", "events")) if lakehouse.is_local
+        else spark.readStream.table(lakehouse.table_name("bronze", "events"))
+    )
+    query = (
+        source.writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", checkpoint or lakehouse.checkpoint("silver"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+    result.quarantined = {
+        r["reason"]: r["n"]
+        for r in lakehouse.read(spark, "silver", "quarantine").groupBy("reason").agg(F.count("*").alias("n")).collect()
+    }
+    return result
