@@ -7,6 +7,7 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
+from metering_analytics.bronze.snapshots import run_snapshots
 from metering_analytics.bronze.stage import run_bronze
 from metering_analytics.config import PipelineConfig
 from metering_analytics.silver.stage import run_silver
@@ -45,6 +46,7 @@ def _stage_silver(spark: SparkSession, config: PipelineConfig) -> dict:
 STAGES: list[tuple[str, Callable[[SparkSession, PipelineConfig], dict]]] = [
     ("bronze", _stage_bronze),
     ("silver", _stage_silver),
+    ("snapshots", run_snapshots),
 ]
 
 

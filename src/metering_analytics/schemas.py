@@ -342,3 +342,120 @@ SILVER_QUARANTINE_SCHEMA = StructType(
         StructField("quarantined_at", TimestampType(), False),
     ]
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# The accelerator's own state snapshots (its view of every meter), for comparison with ours.
+# ---------------------------------------------------------------------------------------------
+BRONZE_SNAPSHOTS_SCHEMA = StructType(
+    [
+        StructField("snapshot_file", StringType(), False),
+        StructField("partition_id", StringType(), True),  # the folder name above latest.json.gz
+        StructField("content_sha256", StringType(), False),
+        StructField("content", StringType(), False),
+        StructField("file_modified_at", TimestampType(), True),
+        StructField("ingested_at", TimestampType(), False),
+    ]
+)
+
+_POSITION_JSON = StructType(
+    [
+        StructField("partitionId", StringType()),
+        StructField("sequenceNumber", StringType()),
+        StructField("partitionTimestamp", StringType()),
+    ]
+)
+_METER_VALUE = StructType(
+    [
+        StructField("included", StructType([
+            StructField("quantity", StringType()),
+            StructField("consumed", StringType()),
+            StructField("total", StringType()),
+            StructField("lastUpdate", StringType()),
+        ])),
+        StructField("consumed", StructType([
+            StructField("consumedQuantity", StringType()),
+            StructField("total", StringType()),
+            StructField("lastUpdate", StringType()),
+        ])),
+        # waterfall meters
+        StructField("total", StringType()),
+        StructField("consumption", MapType(StringType(), StringType())),
+        StructField("lastUpdate", StringType()),
+    ]
+)
+_SNAPSHOT_DIMENSION = StructType(list(BILLING_DIMENSION_SCHEMA.fields) + [StructField("meter", _METER_VALUE)])
+_USAGE_TO_BE_REPORTED = StructType(
+    [
+        StructField("resourceId", StringType()),
+        StructField("resourceUri", StringType()),
+        StructField("planId", StringType()),
+        StructField("dimension", StringType()),
+        StructField("quantity", StringType()),
+        StructField("effectiveStartTime", StringType()),
+    ]
+)
+SNAPSHOT_JSON_SCHEMA = StructType(
+    [
+        StructField("lastProcessedMessage", _POSITION_JSON),
+        StructField(
+            "meters",
+            ArrayType(StructType([
+                StructField("subscription", StructType([
+                    StructField("resourceId", StringType()),
+                    StructField("resourceUri", StringType()),
+                    StructField("subscriptionStart", StringType()),
+                    StructField("renewalInterval", StringType()),
+                    StructField("plan", StructType([
+                        StructField("planId", StringType()),
+                        StructField("billingDimensions", MapType(StringType(), _SNAPSHOT_DIMENSION)),
+                    ])),
+                ])),
+                StructField("usageToBeReported", ArrayType(_USAGE_TO_BE_REPORTED)),
+                StructField("lastProcessedMessage", _POSITION_JSON),
+            ])),
+        ),
+    ]
+)
+
+SILVER_METER_SNAPSHOTS_SCHEMA = StructType(
+    [
+        StructField("snapshot_file", StringType(), False),
+        StructField("content_sha256", StringType(), False),
+        StructField("snapshot_partition_id", StringType(), True),
+        StructField("snapshot_sequence_number", LongType(), True),
+        StructField("snapshot_time", TimestampType(), True),
+        StructField("subscription_key", StringType(), True),
+        StructField("resource_id", StringType(), True),
+        StructField("resource_uri", StringType(), True),
+        StructField("plan_id", StringType(), True),
+        StructField("renewal_interval", StringType(), True),
+        StructField("subscription_start", TimestampType(), True),
+        StructField("meter_name", StringType(), False),
+        StructField("dimension_type", StringType(), True),
+        StructField("dimension", StringType(), True),
+        StructField("included_infinite", BooleanType(), True),
+        StructField("included_remaining", DoubleType(), True),  # simple meter still within its included quantity
+        StructField("included_consumed", DoubleType(), True),
+        StructField("overage_total", DoubleType(), True),  # simple meter in overage: total this cycle
+        StructField("overage_current_hour", DoubleType(), True),  # consumedQuantity not yet reported
+        StructField("waterfall_total", DoubleType(), True),
+        StructField("waterfall_consumption", MapType(StringType(), DoubleType()), True),
+        StructField("last_update", TimestampType(), True),
+    ]
+)
+
+SILVER_SNAPSHOT_USAGE_TO_BE_REPORTED_SCHEMA = StructType(
+    [
+        StructField("snapshot_file", StringType(), False),
+        StructField("content_sha256", StringType(), False),
+        StructField("snapshot_time", TimestampType(), True),
+        StructField("subscription_key", StringType(), True),
+        StructField("resource_id", StringType(), True),
+        StructField("resource_uri", StringType(), True),
+        StructField("plan_id", StringType(), True),
+        StructField("dimension", StringType(), True),
+        StructField("quantity", DoubleType(), True),
+        StructField("effective_start_time", TimestampType(), True),
+    ]
+)
