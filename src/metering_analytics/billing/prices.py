@@ -106,7 +106,9 @@ def parse_price_catalog(raw: Any, source: str = "price catalog") -> PriceCatalog
         raise PriceCatalogError(f"{source}: currency: must be a currency code such as USD, got {currency!r}")
     fee_percent = _amount(raw.get("store_fee_percent"), f"{source}: store_fee_percent", "store fee percent", 6)
     if fee_percent > 100:
-        raise PriceCatalogError(f"{source}: store_fee_percent: must be between 0 and 100, got {raw['store_fee_percent']!r}")
+        raise PriceCatalogError(
+            f"{source}: store_fee_percent: must be between 0 and 100, got {raw['store_fee_percent']!r}"
+        )
     plans_raw = raw.get("plans")
     if not isinstance(plans_raw, dict) or not plans_raw:
         raise PriceCatalogError(f"{source}: plans: must be a non-empty mapping of plan id to prices")

@@ -77,7 +77,8 @@ def attribute_to_subscriptions(refs: DataFrame, subscriptions: DataFrame, row_ke
     by_uri = ids.join(F.broadcast(subs), F.col("resource_uri") == F.col("_sub_uri"))
     by_id = ids.join(
         F.broadcast(subs),
-        (F.col("resource_id") == F.col("_sub_id")) & ~(F.col("resource_uri").isNotNull() & F.col("_sub_uri").isNotNull()),
+        (F.col("resource_id") == F.col("_sub_id"))
+        & ~(F.col("resource_uri").isNotNull() & F.col("_sub_uri").isNotNull()),
     )
     matched = (
         by_uri.select(*row_key, "subscription_key").unionByName(by_id.select(*row_key, "subscription_key"))
