@@ -1,18 +1,29 @@
-"""Runs the stages in order (bronze -> silver -> billing -> gold) and reports what each produced."""
+"""Runs the stages in order (bronze -> silver -> snapshots -> billing) and reports what each produced."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
+from metering_analytics.billing.prices import PriceCatalog, PriceCatalogError, load_price_catalog
+from metering_analytics.billing.stage import run_billing
 from metering_analytics.bronze.snapshots import run_snapshots
 from metering_analytics.bronze.stage import run_bronze
-from metering_analytics.config import PipelineConfig
+from metering_analytics.config import ConfigError, PipelineConfig
 from metering_analytics.silver.stage import run_silver
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    spark: SparkSession
+    config: PipelineConfig
+    prices: PriceCatalog
 
 
 @dataclass
@@ -33,37 +44,72 @@ class PipelineReport:
         return sum(s.seconds for s in self.stages)
 
 
-def _stage_bronze(spark: SparkSession, config: PipelineConfig) -> dict:
-    r = run_bronze(spark, config)
+def data_clock(spark: SparkSession, config: PipelineConfig) -> datetime | None:
+    """The latest enqueued time seen: "now" as far as the data knows.
+
+    Reports are computed as of this instant rather than the wall clock, so the same input always
+    gives the same tables, and a replay of old data reports as of its own end.
+    """
+    lakehouse = config.lakehouse
+    if not lakehouse.exists(spark, "bronze", "events"):
+        return None
+    return lakehouse.read(spark, "bronze", "events").agg(F.max("enqueued_time")).first()[0]
+
+
+def _bronze(ctx: RunContext) -> dict:
+    r = run_bronze(ctx.spark, ctx.config)
     return {"files": r.files_read, "records": r.records_read, "batches": r.batches}
 
 
-def _stage_silver(spark: SparkSession, config: PipelineConfig) -> dict:
-    r = run_silver(spark, config)
+def _silver(ctx: RunContext) -> dict:
+    r = run_silver(ctx.spark, ctx.config)
     return {"records": r.records, "batches": r.batches, "quarantined": sum(r.quarantined.values())}
 
 
-STAGES: list[tuple[str, Callable[[SparkSession, PipelineConfig], dict]]] = [
-    ("bronze", _stage_bronze),
-    ("silver", _stage_silver),
-    ("snapshots", run_snapshots),
+def _snapshots(ctx: RunContext) -> dict:
+    return run_snapshots(ctx.spark, ctx.config)
+
+
+def _billing(ctx: RunContext) -> dict:
+    return run_billing(ctx.spark, ctx.config.lakehouse, ctx.prices, as_of=data_clock(ctx.spark, ctx.config))
+
+
+STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
+    ("bronze", _bronze),
+    ("silver", _silver),
+    ("snapshots", _snapshots),
+    ("billing", _billing),
 ]
 
 
-def run_pipeline(spark: SparkSession, config: PipelineConfig, progress: Progress = print) -> PipelineReport:
+def load_run_context(spark: SparkSession, config: PipelineConfig) -> RunContext:
+    """Validate every setting the run needs before any table is touched."""
+    try:
+        prices = load_price_catalog(config.price_catalog)
+    except PriceCatalogError as exc:
+        raise ConfigError(str(exc)) from exc
+    return RunContext(spark, config, prices)
+
+
+def run_pipeline(spark: SparkSession, config: PipelineConfig, progress: Progress = print,
+                 stages: list[str] | None = None) -> PipelineReport:
+    ctx = load_run_context(spark, config)
     report = PipelineReport()
     for name, stage in STAGES:
+        if stages is not None and name not in stages:
+            continue
         progress(f"[{name}] running ...")
         started = time.perf_counter()
-        details = stage(spark, config)
+        details = stage(ctx)
         elapsed = time.perf_counter() - started
         report.stages.append(StageReport(name, elapsed, details))
         summary = ", ".join(f"{k}={v}" for k, v in details.items())
         progress(f"[{name}] done in {elapsed:.1f}s ({summary})")
     report.row_counts = config.lakehouse.row_counts(spark)
     quarantine = config.lakehouse.table_name("silver", "quarantine")
-    report.quarantined = {
-        r["reason"]: r["n"] for r in spark.sql(
-            f"SELECT reason, count(*) AS n FROM {quarantine} GROUP BY reason ORDER BY reason").collect()
-    }
+    if spark.catalog.tableExists(quarantine):
+        report.quarantined = {
+            r["reason"]: r["n"] for r in spark.sql(
+                f"SELECT reason, count(*) AS n FROM {quarantine} GROUP BY reason ORDER BY reason").collect()
+        }
     return report
