@@ -38,13 +38,13 @@ def test_every_record_once_and_reruns_add_nothing(spark, capture):
     source, lakehouse = capture
     result, bronze = _bronze(spark, source, lakehouse)
     assert bronze.count() == 10  # junk and null bodies included
-    assert result.files_read == 2  # the empty file has no records
+    assert result.records_read == 10 and result.records_added == 10  # the empty file adds nothing
     assert sorted(r.partition_id for r in bronze.select("partition_id").distinct().collect()) == ["0", "1"]
     assert bronze.where("body IS NULL").count() == 1
     assert {r.event_hub for r in bronze.select("event_hub").distinct().collect()} == {"ns/hub"}
 
     again, bronze = _bronze(spark, source, lakehouse)
-    assert again.records_read == 0 and bronze.count() == 10
+    assert again.records_read == 0 and again.records_added == 0 and bronze.count() == 10
 
 
 def test_duplicated_file_adds_nothing_and_new_files_add_exactly_theirs(spark, capture):
@@ -53,13 +53,13 @@ def test_duplicated_file_adds_nothing_and_new_files_add_exactly_theirs(spark, ca
     # The same Capture file delivered again under another name (a re-delivery or a copy job).
     shutil.copy(flat_path(source, 0, T0), flat_path(source, 0, T0 + timedelta(hours=5)))
     result, bronze = _bronze(spark, source, lakehouse)
-    assert result.records_read == 5 and bronze.count() == 10
+    assert result.records_read == 5 and result.records_added == 0 and bronze.count() == 10
 
     # A new window for partition 0 continues its sequence numbers.
     later = T0 + timedelta(hours=1)
     write_capture(hive_path(source, 0, later), sequence(later, [_usage(i) for i in range(4)], first_seq=5))
     result, bronze = _bronze(spark, source, lakehouse)
-    assert result.records_read == 4 and bronze.count() == 14
+    assert result.records_read == 4 and result.records_added == 4 and bronze.count() == 14
     assert bronze.where("partition_id = '0'").count() == 9
 
 

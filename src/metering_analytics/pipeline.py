@@ -1,4 +1,4 @@
-"""Runs the stages in order (bronze -> silver -> snapshots -> billing) and reports what each produced."""
+"""Runs the stages in order (bronze -> silver -> snapshots -> billing -> gold) and reports what each produced."""
 from __future__ import annotations
 
 import time
@@ -14,9 +14,12 @@ from metering_analytics.billing.stage import run_billing
 from metering_analytics.bronze.snapshots import run_snapshots
 from metering_analytics.bronze.stage import run_bronze
 from metering_analytics.config import ConfigError, PipelineConfig
+from metering_analytics.gold.settings import GoldSettings, check_against_catalog, load_gold_settings
+from metering_analytics.gold.stage import report_overage_alerts, run_gold
 from metering_analytics.silver.stage import run_silver
 
 Progress = Callable[[str], None]
+GOLD_SETTINGS = "conf/gold.yml"  # relative to the project root (config.base_dir)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class RunContext:
     spark: SparkSession
     config: PipelineConfig
     prices: PriceCatalog
+    gold: GoldSettings
+    progress: Progress = print  # where a stage reports what it finds (the gold stage: overage alerts)
 
 
 @dataclass
@@ -58,7 +63,7 @@ def data_clock(spark: SparkSession, config: PipelineConfig) -> datetime | None:
 
 def _bronze(ctx: RunContext) -> dict:
     r = run_bronze(ctx.spark, ctx.config)
-    return {"files": r.files_read, "records": r.records_read, "batches": r.batches}
+    return {"records": r.records_read, "added": r.records_added, "batches": r.batches}
 
 
 def _silver(ctx: RunContext) -> dict:
@@ -74,26 +79,36 @@ def _billing(ctx: RunContext) -> dict:
     return run_billing(ctx.spark, ctx.config.lakehouse, ctx.prices, as_of=data_clock(ctx.spark, ctx.config))
 
 
+def _gold(ctx: RunContext) -> dict:
+    lakehouse = ctx.config.lakehouse
+    counts = run_gold(ctx.spark, lakehouse, ctx.gold, data_clock(ctx.spark, ctx.config), ctx.prices)
+    report_overage_alerts(ctx.spark, lakehouse, ctx.gold, ctx.progress)
+    return counts
+
+
 STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
     ("bronze", _bronze),
     ("silver", _silver),
     ("snapshots", _snapshots),
     ("billing", _billing),
+    ("gold", _gold),
 ]
 
 
-def load_run_context(spark: SparkSession, config: PipelineConfig) -> RunContext:
+def load_run_context(spark: SparkSession, config: PipelineConfig, progress: Progress = print) -> RunContext:
     """Validate every setting the run needs before any table is touched."""
     try:
         prices = load_price_catalog(config.price_catalog)
     except PriceCatalogError as exc:
         raise ConfigError(str(exc)) from exc
-    return RunContext(spark, config, prices)
+    gold = load_gold_settings(config.base_dir / GOLD_SETTINGS)
+    check_against_catalog(gold, prices)
+    return RunContext(spark, config, prices, gold, progress)
 
 
 def run_pipeline(spark: SparkSession, config: PipelineConfig, progress: Progress = print,
                  stages: list[str] | None = None) -> PipelineReport:
-    ctx = load_run_context(spark, config)
+    ctx = load_run_context(spark, config, progress)
     report = PipelineReport()
     for name, stage in STAGES:
         if stages is not None and name not in stages:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from metering_analytics.schemas import BRONZE_EVENTS_SCHEMA
@@ -67,13 +67,17 @@ def first_copy_of_each_record(bronze: DataFrame) -> DataFrame:
     """A record delivered twice (same partition and sequence number) is kept once.
 
     The copy from the lexicographically first source file wins, so the result does not depend on
-    the order in which files were listed. Records whose path matched no layout (no partition id)
-    are told apart by their file.
+    the order in which files were listed. A hash aggregate, not a window: no sort of the bodies.
+    Records whose path matched no layout (no partition id) are told apart by their file.
     """
-    window = Window.partitionBy("partition_id", "sequence_number", F.when(
-        F.col("partition_id").isNull(), F.col("source_file"))).orderBy("source_file")
+    key = [
+        F.col("partition_id"),
+        F.col("sequence_number"),
+        F.when(F.col("partition_id").isNull(), F.col("source_file")).alias("_unrecognised_file"),
+    ]
+    record = F.struct(*[F.col(c) for c in bronze.columns])
     return (
-        bronze.withColumn("_copy", F.row_number().over(window))
-        .where(F.col("_copy") == 1)
-        .drop("_copy")
+        bronze.groupBy(*key)
+        .agg(F.min_by(record, F.col("source_file")).alias("_record"))
+        .select("_record.*")
     )

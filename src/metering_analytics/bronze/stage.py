@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from metering_analytics.bronze.events import capture_to_bronze, first_copy_of_each_record
 from metering_analytics.config import PipelineConfig
 from metering_analytics.io.lakehouse import Lakehouse
+from metering_analytics.io.streams import drain
 from metering_analytics.schemas import BRONZE_EVENTS_SCHEMA
 from metering_analytics.sources.capture import read_capture_stream
 
@@ -22,7 +23,12 @@ BRONZE_EVENTS = ("bronze", "events")
 class BronzeResult:
     batches: int = 0
     records_read: int = 0
-    files_read: int = 0
+    records_added: int = 0
+
+
+def last_commit_metrics(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str) -> dict[str, str]:
+    history = lakehouse.delta_table(spark, layer, table).history(1).select("operation", "operationMetrics").first()
+    return dict(history["operationMetrics"] or {}) if history and history["operation"] == "MERGE" else {}
 
 
 def merge_new_records(batch: DataFrame, lakehouse: Lakehouse) -> None:
@@ -46,15 +52,12 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
         bronze = first_copy_of_each_record(capture_to_bronze(batch, config.source.capture_path_patterns))
-        bronze = bronze.persist()
-        try:
-            stats = bronze.selectExpr("count(*) AS n", "count(DISTINCT source_file) AS f").first()
-            merge_new_records(bronze, lakehouse)
-        finally:
-            bronze.unpersist()
+        merge_new_records(bronze, lakehouse)
+        # The MERGE's own metrics: counting the batch separately would read every file twice.
+        metrics = last_commit_metrics(spark, lakehouse, *BRONZE_EVENTS)
         result.batches += 1
-        result.records_read += stats["n"]
-        result.files_read += stats["f"]
+        result.records_read += int(metrics.get("numSourceRows", 0))
+        result.records_added += int(metrics.get("numTargetRowsInserted", 0))
 
     stream = read_capture_stream(
         spark,
@@ -62,11 +65,5 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
         max_files_per_trigger=config.source.max_files_per_trigger,
         use_auto_loader=use_auto_loader,
     )
-    query = (
-        stream.writeStream.foreachBatch(write_batch)
-        .option("checkpointLocation", checkpoint or lakehouse.checkpoint("bronze_events"))
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination()
+    drain(stream, write_batch, checkpoint or lakehouse.checkpoint("bronze_events"))
     return result

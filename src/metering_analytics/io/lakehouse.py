@@ -15,6 +15,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 LAYERS = ("bronze", "silver", "gold")
+# (Spark application, table name) -> folder it is registered on, locally.
+_REGISTERED: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,13 @@ class Lakehouse:
             return spark.read.format("delta").load(self.path(layer, table))
         return spark.read.table(self.table_name(layer, table))
 
+    def read_stream(self, spark: SparkSession, layer: str, table: str, max_files_per_trigger: int = 1000) -> DataFrame:
+        """The table's new rows as a stream (Delta source: each commit's added files)."""
+        reader = spark.readStream.format("delta").option("maxFilesPerTrigger", str(max_files_per_trigger))
+        if self.is_local:
+            return reader.load(self.path(layer, table))
+        return reader.table(self.table_name(layer, table))
+
     def read_or_empty(self, spark: SparkSession, layer: str, table: str, schema: StructType) -> DataFrame:
         if self.exists(spark, layer, table):
             return self.read(spark, layer, table)
@@ -91,8 +100,6 @@ class Lakehouse:
                          extra_condition: str | None = None) -> None:
         """Insert the rows whose key is not in the table yet: replaying the same input adds nothing."""
         spark = df.sparkSession
-        if df.isEmpty():  # a MERGE costs several Spark jobs even with nothing to merge
-            return
         condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
         if extra_condition:
             condition = f"{condition} AND {extra_condition}"
@@ -125,12 +132,15 @@ class Lakehouse:
         """Make `<layer>.<table>` resolvable in SQL (locally: an external table on the folder)."""
         if not self.is_local:
             return
+        name, path = self.table_name(layer, table), self.path(layer, table)
+        key = (spark.sparkContext.applicationId, name)
+        if _REGISTERED.get(key) == path and spark.catalog.tableExists(name):
+            return
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.schema(layer)}`")
-        if not spark.catalog.tableExists(self.table_name(layer, table)):
-            spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {self.table_name(layer, table)} "
-                f"USING DELTA LOCATION '{self.path(layer, table)}'"
-            )
+        # Another lakehouse in this session may hold the name: the latest one registered wins.
+        spark.sql(f"DROP TABLE IF EXISTS {name}")  # external table: the data stays
+        spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
+        _REGISTERED[key] = path
 
     def register_all(self, spark: SparkSession) -> list[str]:
         """Register every Delta table found under the local root; returns their names."""

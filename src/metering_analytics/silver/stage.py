@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from metering_analytics.config import PipelineConfig
 from metering_analytics.io.lakehouse import Lakehouse
+from metering_analytics.io.streams import drain
 from metering_analytics.schemas import (
     SILVER_MAINTENANCE_SCHEMA,
     SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
@@ -53,6 +54,8 @@ class SilverResult:
 
 
 def _merge_new(lakehouse: Lakehouse, df: DataFrame, table: str) -> None:
+    if df.isEmpty():  # a MERGE costs several Spark jobs even with nothing to merge
+        return
     lakehouse.merge_insert_new(df, "silver", table, keys=KEY)
 
 
@@ -156,7 +159,7 @@ def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataF
 
     dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
     valid, rejected_usage = resolve_usage(facts.usage_candidates(decoded), subs, dimensions)
-    _merge_new(lakehouse, valid, "usage_events")
+    _merge_new(lakehouse, valid.localCheckpoint(), "usage_events")
     rejected = facts.rejected(decoded).unionByName(facts.quarantine_rows(rejected_usage))
     _merge_quarantine(lakehouse, rejected)
 
@@ -181,19 +184,8 @@ def run_silver(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
         result.batches += 1
         result.records += records
 
-    source = (
-        spark.readStream.format("delta")
-        .option("maxFilesPerTrigger", "200")
-        .load(lakehouse.path("bronze", "events")) if lakehouse.is_local
-        else spark.readStream.table(lakehouse.table_name("bronze", "events"))
-    )
-    query = (
-        source.writeStream.foreachBatch(write_batch)
-        .option("checkpointLocation", checkpoint or lakehouse.checkpoint("silver"))
-        .trigger(availableNow=True)
-        .start()
-    )
-    query.awaitTermination()
+    source = lakehouse.read_stream(spark, "bronze", "events", max_files_per_trigger=200)
+    drain(source, write_batch, checkpoint or lakehouse.checkpoint("silver"))
     result.quarantined = {
         r["reason"]: r["n"]
         for r in lakehouse.read(spark, "silver", "quarantine").groupBy("reason").agg(F.count("*").alias("n")).collect()

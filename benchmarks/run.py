@@ -1,0 +1,139 @@
+"""Scale benchmark: generate N events of accelerator traffic, run the pipeline, record the numbers.
+
+    .venv/bin/python benchmarks/run.py --events 1000000 --events 10000000
+
+For each size: generation time, per-stage time, events/s end to end, and peak memory of the whole
+process tree (Python driver + Spark JVM), sampled from /proc. Results are appended to
+benchmarks/results.jsonl and printed as a Markdown table row for docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS_PER_SUBSCRIPTION_YEAR = 11_270  # measured on the generator's defaults (1.6 events/subscription-hour)
+
+
+class PeakMemory:
+    """Peak resident memory of this process and all its children (the Spark JVM), sampled."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree_rss(self) -> int:
+        pids, total = {os.getpid()}, 0
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            except OSError:
+                continue
+            if int(fields.get("PPid", "0").strip()) in pids or int(status.parent.name) in pids:
+                pids.add(int(status.parent.name))
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))) // (1024 * 1024)
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Python {platform.python_version()}"
+
+
+def run_size(events: int, workdir: Path, days: int, keep: bool) -> dict:
+    from metering_analytics.config import load_config
+    from metering_analytics.generate import generate
+    from metering_analytics.pipeline import run_pipeline
+    from metering_analytics.spark import get_spark
+
+    subscriptions = max(5, round(events / EVENTS_PER_SUBSCRIPTION_YEAR * 365 / days))
+    data, lakehouse = workdir / f"data-{events}", workdir / f"lakehouse-{events}"
+    shutil.rmtree(lakehouse, ignore_errors=True)
+    started = time.perf_counter()
+    if not (data / "capture").is_dir():
+        summary = generate(str(data), subscriptions=subscriptions, days=days, seed=7, window_minutes=360)
+        generated = summary.events_total
+    else:
+        generated = None
+    generation_s = time.perf_counter() - started
+
+    config = load_config().with_overrides(capture_path=str(data / "capture"), lakehouse_root=str(lakehouse),
+                                          snapshot_path=str(data / "snapshots"))
+    spark = get_spark(warehouse_dir=lakehouse / "_warehouse")
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        report = run_pipeline(spark, config, progress=lambda line: print("   ", line, flush=True))
+        total_s = time.perf_counter() - started
+    records = report.row_counts.get("bronze.events", 0)
+    result = {
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "target_events": events,
+        "events": records,
+        "subscriptions": subscriptions,
+        "days": days,
+        "generation_s": round(generation_s, 1) if generated else None,
+        "stages_s": {s.name: round(s.seconds, 1) for s in report.stages},
+        "pipeline_s": round(total_s, 1),
+        "events_per_s": round(records / total_s),
+        "peak_memory_gib": round(memory.peak / 2**30, 2),
+    }
+    if not keep:
+        shutil.rmtree(lakehouse, ignore_errors=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, action="append", help="approximate events per dataset")
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "data"))
+    parser.add_argument("--keep", action="store_true", help="keep the lakehouse after the run")
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    results_file = ROOT / "benchmarks" / "results.jsonl"
+    for events in args.events or [1_000_000]:
+        print(f"== {events:,} events", flush=True)
+        result = run_size(events, workdir, args.days, args.keep)
+        print(json.dumps(result), flush=True)
+        with results_file.open("a") as out:
+            out.write(json.dumps(result) + "\n")
+        stages = ", ".join(f"{k} {v}s" for k, v in result["stages_s"].items())
+        print(f"| {result['date']} | {result['events']:,} | {result['pipeline_s']} s | "
+              f"{result['events_per_s']:,} | {result['peak_memory_gib']} GiB | {stages} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
