@@ -1,94 +1,107 @@
-"""Usage candidates -> silver.usage_events (resolved to a subscription) or quarantine with a reason."""
+"""Usage candidates -> silver.usage_events (resolved to a subscription) or quarantine with a reason.
+
+Resolution is three broadcast lookups on the (small) subscriptions table, so millions of events are
+matched without a shuffle, a sort or a nested loop:
+
+- usage with a resourceUri: the subscription with that URI, or an earlier-purchased one that has no
+  URI but the same resourceId (the identity rule: URIs decide only when both sides have one);
+- usage without a resourceUri: the earliest-purchased subscription with that resourceId.
+"""
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from metering_analytics.io.lakehouse import with_columns_of
 from metering_analytics.schemas import SILVER_USAGE_EVENTS_SCHEMA
 from metering_analytics.silver.positions import is_before
 
-_SUBSCRIPTION_COLUMNS = (
-    "subscription_key", "resource_id", "resource_uri", "plan_id", "subscription_start", "purchased_at",
-    "partition_id", "sequence_number", "deleted_at", "deleted_partition_id", "deleted_sequence_number",
+_SUBSCRIPTION_FIELDS = (
+    "subscription_key", "plan_id", "subscription_start", "purchased_at", "partition_id", "sequence_number",
+    "deleted_at", "deleted_partition_id", "deleted_sequence_number",
 )
 
 
-def _candidate_matches(usage: DataFrame, subscriptions: DataFrame) -> DataFrame:
-    """Every (usage, subscription) pair that names the same subscription by the identity rule.
-
-    Two equi-joins instead of one OR-join, so that millions of events never meet a nested loop:
-    by URI when both sides have one, else by resource id.
-    """
-    subs = F.broadcast(subscriptions.select([F.col(c).alias(f"s_{c}") for c in _SUBSCRIPTION_COLUMNS]))
-    by_uri = usage.join(subs, F.col("resource_uri") == F.col("s_resource_uri"), "inner")
-    by_id = usage.join(
-        subs,
-        (F.col("resource_id") == F.col("s_resource_id"))
-        & (F.col("resource_uri").isNull() | F.col("s_resource_uri").isNull()),
-        "inner",
+def _lookup(subscriptions: DataFrame, key: str, name: str) -> DataFrame:
+    """key value -> the earliest-purchased subscription having it, as one struct column `name`."""
+    earliest = Window.partitionBy(key).orderBy("purchased_at", "partition_id", "sequence_number")
+    return F.broadcast(
+        subscriptions.where(F.col(key).isNotNull())
+        .withColumn("_rank", F.row_number().over(earliest))
+        .where("_rank = 1")
+        .select(F.col(key).alias(f"{name}_key"), F.struct(*_SUBSCRIPTION_FIELDS).alias(name))
     )
-    return by_uri.unionByName(by_id)
+
+
+def _earlier(a: Column, b: Column) -> Column:
+    a_first = is_before(a["purchased_at"], a["partition_id"], a["sequence_number"],
+                        b["purchased_at"], b["partition_id"], b["sequence_number"])
+    return F.when(a.isNull(), b).when(b.isNull(), a).when(a_first, a).otherwise(b)
+
+
+def match_subscriptions(usage: DataFrame, subscriptions: DataFrame) -> DataFrame:
+    """`usage` with a struct column `sub`: the subscription it names by the identity rule, or null."""
+    by_uri = _lookup(subscriptions, "resource_uri", "by_uri")
+    by_id_without_uri = _lookup(subscriptions.where(F.col("resource_uri").isNull()), "resource_id", "by_bare_id")
+    by_id = _lookup(subscriptions, "resource_id", "by_id")
+    joined = (
+        usage.join(by_uri, F.col("resource_uri") == F.col("by_uri_key"), "left")
+        .join(by_id_without_uri, F.col("resource_id") == F.col("by_bare_id_key"), "left")
+        .join(by_id, F.col("resource_uri").isNull() & (F.col("resource_id") == F.col("by_id_key")), "left")
+    )
+    sub = F.when(F.col("resource_uri").isNotNull(), _earlier(F.col("by_uri"), F.col("by_bare_id"))).otherwise(
+        F.col("by_id"))
+    return joined.withColumn("sub", sub).drop("by_uri_key", "by_uri", "by_bare_id_key", "by_bare_id",
+                                               "by_id_key", "by_id")
 
 
 def resolve_usage(usage: DataFrame, subscriptions: DataFrame, dimensions: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Split usage candidates into (silver.usage_events rows, rejected rows with reason and detail).
-
-    A usage event matching several tracked subscriptions belongs to the earliest purchased one.
-    """
-    first_purchase = Window.partitionBy("partition_id", "sequence_number").orderBy(
-        "s_purchased_at", "s_partition_id", "s_sequence_number")
-    matched = (
-        _candidate_matches(usage, subscriptions)
-        .withColumn("_rank", F.row_number().over(first_purchase))
-        .where("_rank = 1")
-        .drop("_rank")
-    )
-    unmatched = usage.join(matched.select("partition_id", "sequence_number"),
-                           ["partition_id", "sequence_number"], "left_anti")
-
+    """Split usage candidates into (silver.usage_events rows, rejected rows with reason and detail)."""
     meters = F.broadcast(dimensions.select(
-        F.col("subscription_key").alias("s_subscription_key"), "meter_name",
-        F.col("dimension").alias("simple_dimension")))
+        F.col("subscription_key").alias("_meter_subscription"), F.col("meter_name").alias("_meter_name"),
+        F.col("dimension").alias("simple_dimension"), F.lit(True).alias("_known_meter")))
+    matched = match_subscriptions(usage, subscriptions)
     checked = matched.join(
-        meters.withColumn("_known_meter", F.lit(True)), ["s_subscription_key", "meter_name"], "left")
-
+        meters,
+        (F.col("sub.subscription_key") == F.col("_meter_subscription")) & (F.col("meter_name") == F.col("_meter_name")),
+        "left",
+    )
+    sub = F.col("sub")
     before_purchase = is_before(F.col("enqueued_time"), F.col("partition_id"), F.col("sequence_number"),
-                                F.col("s_purchased_at"), F.col("s_partition_id"), F.col("s_sequence_number"))
-    after_deletion = F.col("s_deleted_at").isNotNull() & is_before(
-        F.col("s_deleted_at"), F.col("s_deleted_partition_id"), F.col("s_deleted_sequence_number"),
+                                sub["purchased_at"], sub["partition_id"], sub["sequence_number"])
+    before_start = F.col("enqueued_time") < sub["subscription_start"]
+    after_deletion = sub["deleted_at"].isNotNull() & is_before(
+        sub["deleted_at"], sub["deleted_partition_id"], sub["deleted_sequence_number"],
         F.col("enqueued_time"), F.col("partition_id"), F.col("sequence_number"))
+    unknown_meter = F.col("_known_meter").isNull()
     reason = (
-        F.when(before_purchase, F.lit("unknown_subscription"))
-        .when(F.col("enqueued_time") < F.col("s_subscription_start"), F.lit("before_subscription_start"))
+        F.when(sub.isNull(), F.lit("unknown_subscription"))
+        .when(before_purchase, F.lit("unknown_subscription"))
+        .when(before_start, F.lit("before_subscription_start"))
         .when(after_deletion, F.lit("after_deletion"))
-        .when(F.col("_known_meter").isNull(), F.lit("unknown_meter"))
+        .when(unknown_meter, F.lit("unknown_meter"))
     )
     detail = (
-        F.when(before_purchase, F.concat(F.lit("usage enqueued before the purchase of "), F.col("s_subscription_key")))
-        .when(F.col("enqueued_time") < F.col("s_subscription_start"),
-              F.concat(F.lit("subscription starts "), F.col("s_subscription_start").cast("string")))
-        .when(after_deletion, F.concat(F.lit("subscription deleted at "), F.col("s_deleted_at").cast("string")))
-        .when(F.col("_known_meter").isNull(), F.concat(F.lit("meterName="), F.col("meter_name"),
-                                                       F.lit(" not in plan "), F.col("s_plan_id")))
+        F.when(sub.isNull(), F.lit("no purchased subscription has this resourceId/resourceUri"))
+        .when(before_purchase, F.concat(F.lit("usage enqueued before the purchase of "), sub["subscription_key"]))
+        .when(before_start, F.concat(F.lit("subscription starts "), sub["subscription_start"].cast("string")))
+        .when(after_deletion, F.concat(F.lit("subscription deleted at "), sub["deleted_at"].cast("string")))
+        .when(unknown_meter, F.concat(F.lit("meterName="), F.col("meter_name"), F.lit(" not in plan "), sub["plan_id"]))
     )
     checked = checked.withColumn("reason", reason).withColumn("detail", detail)
 
     valid = with_columns_of(
         checked.where(F.col("reason").isNull()).select(
             "partition_id", "sequence_number",
-            F.col("s_subscription_key").alias("subscription_key"),
+            sub["subscription_key"].alias("subscription_key"),
             "resource_id", "resource_uri",
-            F.col("s_plan_id").alias("plan_id"),
+            sub["plan_id"].alias("plan_id"),
             "meter_name",
             F.col("simple_dimension").alias("dimension"),
             "quantity", "enqueued_time", "event_timestamp", "properties",
         ),
         SILVER_USAGE_EVENTS_SCHEMA,
     )
-    rejected_columns = [c for c in usage.columns] + ["reason", "detail"]
-    rejected = checked.where(F.col("reason").isNotNull()).select(*rejected_columns).unionByName(
-        unmatched.withColumn("reason", F.lit("unknown_subscription"))
-        .withColumn("detail", F.lit("no purchased subscription has this resourceId/resourceUri"))
-    )
-    return valid, rejected.withColumn("message_type", F.lit("UsageReported"))
+    rejected = checked.where(F.col("reason").isNotNull()).select(
+        *usage.columns, "reason", "detail", F.lit("UsageReported").alias("message_type"))
+    return valid, rejected
