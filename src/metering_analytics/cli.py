@@ -33,7 +33,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from metering_analytics.generate import generate
 
     summary = generate(args.out, subscriptions=args.subscriptions, days=args.days, seed=args.seed,
-                       partitions=args.partitions, window_minutes=args.window_minutes, progress=None)
+                       partitions=args.partitions, window_minutes=args.window_minutes,
+                       events_per_subscription_hour=args.events_per_subscription_hour)
     print(summary)
     return 0
 
@@ -78,7 +79,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Generating sample data: {args.subscriptions} subscriptions x {args.days} days -> {data}")
         started = time.perf_counter()
         summary = generate(str(data), subscriptions=args.subscriptions, days=args.days, seed=args.seed,
-                           window_minutes=args.window_minutes)
+                           window_minutes=args.window_minutes,
+                           events_per_subscription_hour=args.events_per_subscription_hour)
         print(f"  {summary.events_total:,} events in {summary.files_written:,} Capture files "
               f"({time.perf_counter() - started:.0f}s)")
     else:
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--window-minutes", type=int, default=60, help="Capture time window per file")
+    p.add_argument("--events-per-subscription-hour", type=float, default=1.6)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="run every pipeline stage over a Capture folder into a local lakehouse")
@@ -114,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subscriptions", type=int, default=300)
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--seed", type=int, default=42)
-    # Six-hour Capture windows keep a year on a laptop to ~6k files instead of ~35k.
-    p.add_argument("--window-minutes", type=int, default=360)
+    # Daily Capture windows keep a year to ~1,500 files (hourly would be 35,000: Spark pays ~10 ms
+    # per file), and half an event per subscription-hour keeps the demo near a million events.
+    p.add_argument("--window-minutes", type=int, default=1440)
+    p.add_argument("--events-per-subscription-hour", type=float, default=0.5)
     p.add_argument("--config", default=None)
     p.set_defaults(func=cmd_demo)
     return parser
