@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@command -v java >/dev/null || { echo "Java 17 is required (apt-get install openjdk-17-jdk-headless)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[models,dashboards,dev]"
+	$(PY) -m pip install --quiet -e ".[local,models,dashboards,dev]"
 	$(PY) -m metering_analytics.cli setup
 	rm -f $(VENV)/.installed-* && touch $@
 
