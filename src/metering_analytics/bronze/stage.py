@@ -26,9 +26,15 @@ class BronzeResult:
     records_added: int = 0
 
 
-def last_commit_metrics(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str) -> dict[str, str]:
-    history = lakehouse.delta_table(spark, layer, table).history(1).select("operation", "operationMetrics").first()
-    return dict(history["operationMetrics"] or {}) if history and history["operation"] == "MERGE" else {}
+def rows_inserted_since(spark: SparkSession, lakehouse: Lakehouse, version: int) -> int:
+    """Rows the commits after `version` inserted (a MERGE that inserts nothing commits nothing)."""
+    history = lakehouse.delta_table(spark, *BRONZE_EVENTS).history().where(f"version > {version}")
+    return sum(int((row["operationMetrics"] or {}).get("numTargetRowsInserted", 0))
+               for row in history.select("operationMetrics").collect())
+
+
+def table_version(spark: SparkSession, lakehouse: Lakehouse) -> int:
+    return lakehouse.delta_table(spark, *BRONZE_EVENTS).history(1).first()["version"]
 
 
 def merge_new_records(batch: DataFrame, lakehouse: Lakehouse) -> None:
@@ -51,13 +57,9 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     result = BronzeResult()
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
-        bronze = first_copy_of_each_record(capture_to_bronze(batch, config.source.capture_path_patterns))
-        merge_new_records(bronze, lakehouse)
-        # The MERGE's own metrics: counting the batch separately would read every file twice.
-        metrics = last_commit_metrics(spark, lakehouse, *BRONZE_EVENTS)
+        merge_new_records(first_copy_of_each_record(capture_to_bronze(batch, config.source.capture_path_patterns)),
+                          lakehouse)
         result.batches += 1
-        result.records_read += int(metrics.get("numSourceRows", 0))
-        result.records_added += int(metrics.get("numTargetRowsInserted", 0))
 
     stream = read_capture_stream(
         spark,
@@ -65,5 +67,7 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
         max_files_per_trigger=config.source.max_files_per_trigger,
         use_auto_loader=use_auto_loader,
     )
-    drain(stream, write_batch, checkpoint or lakehouse.checkpoint("bronze_events"))
+    version = table_version(spark, lakehouse)
+    result.records_read = drain(stream, write_batch, checkpoint or lakehouse.checkpoint("bronze_events"))
+    result.records_added = rows_inserted_since(spark, lakehouse, version)
     return result

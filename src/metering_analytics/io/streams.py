@@ -6,8 +6,8 @@ from typing import Callable
 from pyspark.sql import DataFrame
 
 
-def drain(stream: DataFrame, write_batch: Callable[[DataFrame, int], None], checkpoint: str) -> None:
-    """Hand every not-yet-processed slice of `stream` to `write_batch`, then return.
+def drain(stream: DataFrame, write_batch: Callable[[DataFrame, int], None], checkpoint: str) -> int:
+    """Hand every not-yet-processed slice of `stream` to `write_batch`; return the rows read.
 
     `availableNow` processes what exists at start in bounded batches, like a scheduled job; the
     checkpoint remembers what was done, so a re-run or a run after a crash continues where it stopped.
@@ -19,3 +19,5 @@ def drain(stream: DataFrame, write_batch: Callable[[DataFrame, int], None], chec
         .start()
     )
     query.awaitTermination()
+    # The source's own count: counting a batch again would read its files twice.
+    return sum(int(progress.get("numInputRows", 0)) for progress in query.recentProgress)
