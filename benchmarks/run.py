@@ -11,66 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
-import threading
 import time
 from datetime import date
 from pathlib import Path
+
+from measure import PeakMemory, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_PER_SUBSCRIPTION_YEAR = 11_270  # measured on the generator's defaults (1.6 events/subscription-hour)
 
 
-class PeakMemory:
-    """Peak resident memory of this process and all its children (the Spark JVM), sampled."""
-
-    def __init__(self, interval: float = 0.5):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _tree_rss(self) -> int:
-        pids, total = {os.getpid()}, 0
-        for status in Path("/proc").glob("[0-9]*/status"):
-            try:
-                fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
-            except OSError:
-                continue
-            if int(fields.get("PPid", "0").strip()) in pids or int(status.parent.name) in pids:
-                pids.add(int(status.parent.name))
-        for pid in pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))) // (1024 * 1024)
-    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Python {platform.python_version()}"
-
-
-def run_size(events: int, workdir: Path, days: int, keep: bool) -> dict:
+def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str] | None) -> dict:
     from metering_analytics.config import load_config
     from metering_analytics.generate import generate
     from metering_analytics.pipeline import run_pipeline
@@ -81,7 +34,7 @@ def run_size(events: int, workdir: Path, days: int, keep: bool) -> dict:
     shutil.rmtree(lakehouse, ignore_errors=True)
     started = time.perf_counter()
     if not (data / "capture").is_dir():
-        summary = generate(str(data), subscriptions=subscriptions, days=days, seed=7, window_minutes=360)
+        summary = generate(str(data), subscriptions=subscriptions, days=days, seed=7, window_minutes=1440)
         generated = summary.events_total
     else:
         generated = None
@@ -92,7 +45,7 @@ def run_size(events: int, workdir: Path, days: int, keep: bool) -> dict:
     spark = get_spark(warehouse_dir=lakehouse / "_warehouse")
     with PeakMemory() as memory:
         started = time.perf_counter()
-        report = run_pipeline(spark, config, progress=lambda line: print("   ", line, flush=True))
+        report = run_pipeline(spark, config, progress=lambda line: print("   ", line, flush=True), stages=stages)
         total_s = time.perf_counter() - started
     records = report.row_counts.get("bronze.events", 0)
     result = {
@@ -119,13 +72,15 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "data"))
     parser.add_argument("--keep", action="store_true", help="keep the lakehouse after the run")
+    parser.add_argument("--stages", default=None, help="comma-separated stages to run (default: all)")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     results_file = ROOT / "benchmarks" / "results.jsonl"
     for events in args.events or [1_000_000]:
         print(f"== {events:,} events", flush=True)
-        result = run_size(events, workdir, args.days, args.keep)
+        result = run_size(events, workdir, args.days, args.keep,
+                          args.stages.split(",") if args.stages else None)
         print(json.dumps(result), flush=True)
         with results_file.open("a") as out:
             out.write(json.dumps(result) + "\n")
