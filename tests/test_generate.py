@@ -34,8 +34,7 @@ from metering_analytics.generate.junk import KINDS
 from metering_analytics.generate.plans import PLANS, accounting_meters, marketplace_dimensions
 
 PROJECT = Path(__file__).resolve().parents[1]
-REAL_CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "accelerator-samples" / "Capture" / \
-    "p9--2022-12-09--16-50-12.avro"
+REAL_CAPTURE_NAME = "p9--2022-12-09--16-50-12.avro"
 PATTERNS = [re.compile(p) for p in
             yaml.safe_load((PROJECT / "conf" / "pipeline.yml").read_text())["source"]["capture_path_patterns"]]
 SMALL = dict(subscriptions=30, days=12, seed=11, junk_rate=0.01)
@@ -135,8 +134,13 @@ def test_record_encoding_equals_fastavros():
             expected.getvalue()
 
 
-def test_header_is_byte_identical_to_the_real_capture_file():
-    real = REAL_CAPTURE.read_bytes()
+@pytest.fixture(scope="module")
+def real_capture(samples_dir) -> Path:
+    return samples_dir / "Capture" / REAL_CAPTURE_NAME
+
+
+def test_header_is_byte_identical_to_the_real_capture_file(real_capture):
+    real = real_capture.read_bytes()
     header = container_header("null", b"\0" * 16)
     assert real[: len(header) - 16] == header[:-16]
 
@@ -178,9 +182,9 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert a != c
 
 
-def test_writer_schema_is_the_real_capture_schema(dataset):
+def test_writer_schema_is_the_real_capture_schema(dataset, real_capture):
     summary, _ = dataset
-    with REAL_CAPTURE.open("rb") as f:
+    with real_capture.open("rb") as f:
         real = fastavro.reader(f)
         real_schema, real_codec, real_text = real.writer_schema, real.codec, real.metadata["avro.schema"]
     for path in _files(summary.capture_dir)[:5]:
