@@ -154,6 +154,9 @@ def test_quarantine_reasons(ingested):
         ("binary", ""),                                   # "003 binary junk": not UTF-8
         ("unknown_subscription", "UsageReported"),        # the real Capture file's usage
     ])
+    from metering_analytics.schemas import QUARANTINE_REASONS
+
+    assert {r.reason for r in q.values()} <= set(QUARANTINE_REASONS)  # docs/tables.md lists the same codes
     junk = q[("3", 0)]
     assert junk.body_text == "totally not JSON, doesn't belong here." and junk.source_file.endswith("/00.avro")
     assert q[("3", 2)].body is not None and q[("3", 2)].body_text is None

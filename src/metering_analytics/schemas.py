@@ -324,6 +324,7 @@ QUARANTINE_REASONS = (
     "after_deletion",
     "duplicate_purchase",
     "invalid_enqueued_time",
+    "unrecognised_path",
 )
 
 SILVER_QUARANTINE_SCHEMA = StructType(

@@ -110,17 +110,6 @@ class Lakehouse:
             .execute()
         )
 
-    def upsert(self, df: DataFrame, layer: str, table: str, keys: Iterable[str]) -> None:
-        spark = df.sparkSession
-        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        (
-            self.delta_table(spark, layer, table).alias("t")
-            .merge(df.alias("s"), condition)
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-
     def _save(self, writer, layer: str, table: str) -> None:
         if self.is_local:
             writer.save(self.path(layer, table))
@@ -161,10 +150,6 @@ class Lakehouse:
         for name in self.register_all(spark):
             counts[name] = spark.table(name).count()
         return counts
-
-
-def empty_like(spark: SparkSession, schema: StructType) -> DataFrame:
-    return spark.createDataFrame([], schema)
 
 
 def with_columns_of(df: DataFrame, schema: StructType) -> DataFrame:

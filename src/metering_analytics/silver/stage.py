@@ -5,7 +5,7 @@ keyed by the record's Capture position, so a replayed batch changes nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -50,7 +50,6 @@ QUARANTINE_MATCH = (
 class SilverResult:
     batches: int = 0
     records: int = 0
-    quarantined: dict[str, int] = field(default_factory=dict)
 
 
 def _merge_new(lakehouse: Lakehouse, df: DataFrame, table: str) -> None:
@@ -141,8 +140,8 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     _merge_quarantine(lakehouse, facts.quarantine_rows(rejected))
 
 
-def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> tuple[int, int]:
-    """Parse one slice of bronze records into the silver tables; returns (records, quarantined)."""
+def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> None:
+    """Parse one slice of bronze records into the silver tables and quarantine."""
     decoded = decode_messages(bronze_batch).localCheckpoint()
     lifecycle = facts.subscription_lifecycle(decoded).localCheckpoint()
     lifecycle_changed = not lifecycle.isEmpty()
@@ -165,8 +164,6 @@ def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataF
 
     if lifecycle_changed:
         _reresolve_usage(spark, lakehouse, subs, newly_deleted)
-    counts = decoded.agg(F.count("*").alias("n"), F.count("reason").alias("q")).first()
-    return counts["n"], counts["q"]
 
 
 def ensure_silver_tables(spark: SparkSession, lakehouse: Lakehouse) -> None:
@@ -180,14 +177,9 @@ def run_silver(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     result = SilverResult()
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
-        records, _ = process_batch(spark, lakehouse, batch)
+        process_batch(spark, lakehouse, batch)
         result.batches += 1
-        result.records += records
 
     source = lakehouse.read_stream(spark, "bronze", "events", max_files_per_trigger=200)
-    drain(source, write_batch, checkpoint or lakehouse.checkpoint("silver"))
-    result.quarantined = {
-        r["reason"]: r["n"]
-        for r in lakehouse.read(spark, "silver", "quarantine").groupBy("reason").agg(F.count("*").alias("n")).collect()
-    }
+    result.records = drain(source, write_batch, checkpoint or lakehouse.checkpoint("silver"))
     return result

@@ -34,14 +34,3 @@ def read_capture_stream(spark: SparkSession, capture_path: str, *, max_files_per
     raw = reader.schema(CAPTURE_SPARK_SCHEMA).option("pathGlobFilter", "*.avro").load(capture_path)
     return raw.select("*", F.col("_metadata.file_path").alias("source_file"))
 
-
-def read_capture_batch(spark: SparkSession, capture_path: str) -> DataFrame:
-    """The same records as a batch read: for tests, conformance checks and ad-hoc analysis."""
-    raw = (
-        spark.read.format("avro")
-        .schema(CAPTURE_SPARK_SCHEMA)
-        .option("recursiveFileLookup", "true")
-        .option("pathGlobFilter", "*.avro")
-        .load(capture_path)
-    )
-    return raw.select("*", F.col("_metadata.file_path").alias("source_file"))
