@@ -24,3 +24,11 @@ def samples_dir() -> Path:
     if not SHARED_SAMPLES.is_dir():
         pytest.skip(f"accelerator samples not found at {SHARED_SAMPLES}")
     return SHARED_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(spark, tmp_path_factory):
+    """A small generated dataset run once through every stage notebook (see pipeline_run.py); read-only."""
+    from pipeline_run import build_pipeline_run
+
+    return build_pipeline_run(tmp_path_factory.mktemp("pipeline_run"))

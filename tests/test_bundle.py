@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import re
-import runpy
 import tomllib
 from pathlib import Path
 from typing import Any, Iterator
@@ -348,43 +347,27 @@ def test_main_passes_arguments_over_environment(monkeypatch, capsys):
 
 # -- end to end -----------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_stage_notebooks_run_locally(spark, tmp_path, monkeypatch):
-    """Every stage notebook, run as a file the way a job runs it, with parameters from the environment."""
-    from metering_analytics.generate import generate
+def test_stage_notebooks_run_locally(spark, pipeline_run):
+    """Every stage notebook, run as a file the way a job runs it, with parameters from the environment
+    (the shared `pipeline_run` fixture runs them; see tests/pipeline_run.py)."""
+    from pipeline_run import run_notebook, stage_notebooks
     from metering_analytics.io.lakehouse import Lakehouse
 
-    # Six-hour Capture windows: a few dozen files instead of hundreds, the same events.
-    data = generate(tmp_path / "data", subscriptions=5, days=3, seed=1, window_minutes=360)
-    lakehouse, checkpoints = tmp_path / "lakehouse", tmp_path / "checkpoints"
-    for name in jobs.PARAMETERS:
-        monkeypatch.delenv(jobs.env_name(name), raising=False)
-    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
-    monkeypatch.setenv("METERING_CAPTURE_SOURCE_PATH", str(data.capture_dir))
-    monkeypatch.setenv("METERING_SNAPSHOT_SOURCE_PATH", str(data.snapshot_dir))
-    monkeypatch.setenv("METERING_LAKEHOUSE_ROOT", str(lakehouse))
-    monkeypatch.setenv("METERING_CHECKPOINT_LOCATION", str(checkpoints))
-
-    def run(notebook: Path) -> dict:
-        return runpy.run_path(str(notebook), run_name="__main__")["result"]
-
-    results, planned = {}, []
-    for notebook in sorted(NOTEBOOKS.glob("*.py")):
-        stage = _notebook_stage(notebook)
-        if stage not in jobs.stage_names():
-            planned.append(stage)  # its library stage is not there yet
-            continue
-        results[stage] = run(notebook)
-        assert results[stage]["stage"] == stage
-    assert set(planned) <= PLANNED_STAGES
+    data, results = pipeline_run.data, pipeline_run.results
+    assert sorted(results) == sorted(jobs.stage_names())
+    assert {_notebook_stage(n) for n in stage_notebooks()} == set(results)
     assert results["bronze"]["details"]["records"] == data.events_total
     assert results["silver"]["details"]["records"] == data.events_total
     assert results["snapshots"]["details"]["snapshots"] == len(data.snapshot_files)
     assert results["billing"]["details"]["gold.included_balance"] > 0
 
-    # The checkpoints are where the job said, not in the lakehouse; a second run finds nothing new.
+    # The checkpoints are where the job said; a second run finds nothing new.
+    checkpoints = pipeline_run.checkpoints
     assert (checkpoints / "bronze_events").is_dir() and (checkpoints / "silver").is_dir()
-    assert not (lakehouse / "_checkpoints").exists()
-    assert run(NOTEBOOKS / "01_bronze.py")["details"]["records"] == 0
-    tables = Lakehouse(root=str(lakehouse))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(jobs.env_name("capture_source_path"), str(data.capture_dir))
+        patch.setenv(jobs.env_name("lakehouse_root"), str(pipeline_run.lakehouse))
+        patch.setenv(jobs.env_name("checkpoint_location"), str(checkpoints))
+        assert run_notebook(NOTEBOOKS / "01_bronze.py")["details"]["records"] == 0
+    tables = Lakehouse(root=str(pipeline_run.lakehouse))
     assert tables.read(spark, "bronze", "events").count() == data.events_total

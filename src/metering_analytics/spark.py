@@ -40,6 +40,32 @@ def jar_cache_dir() -> Path:
     return Path(os.environ.get("METERING_JAR_CACHE", _PROJECT_ROOT / ".cache" / "ivy")).resolve()
 
 
+def _manifest() -> Path:
+    return jar_cache_dir() / "connectors.txt"
+
+
+def resolved_connector_jars() -> list[str] | None:
+    """The connector jars a previous session resolved, if they are all still in the cache.
+
+    Ivy resolves on every session start (seconds) and is not safe when two processes share one
+    cache (parallel test workers, a job beside a notebook); once resolved, the files are enough.
+    """
+    manifest = _manifest()
+    if not manifest.exists():
+        return None
+    packages, *jars = manifest.read_text().split("\n")
+    jars = [j for j in jars if j]
+    if packages != ",".join(CONNECTOR_PACKAGES) or not jars or not all(Path(j).exists() for j in jars):
+        return None
+    return jars
+
+
+def _record_resolved_jars(spark: SparkSession) -> None:
+    jars = [j.removeprefix("file://") for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
+    if jars:
+        _manifest().write_text("\n".join([",".join(CONNECTOR_PACKAGES), *jars]) + "\n")
+
+
 def get_spark(app_name: str = "metering-analytics", *, shuffle_partitions: int = 4,
               warehouse_dir: str | Path | None = None) -> SparkSession:
     """Return the active Databricks session, or build a quiet local session with Delta and Avro."""
@@ -52,10 +78,6 @@ def get_spark(app_name: str = "metering-analytics", *, shuffle_partitions: int =
     builder = (
         SparkSession.builder.master(os.environ.get("METERING_SPARK_MASTER", "local[*]"))
         .appName(app_name)
-        .config("spark.jars.packages", ",".join(CONNECTOR_PACKAGES))
-        .config("spark.jars.ivy", str(jar_cache_dir()))
-        # Delta's Unity Catalog client drags in its own logging jars; Spark already ships them.
-        .config("spark.jars.excludes", ",".join(_LOGGING_JARS))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
@@ -70,11 +92,23 @@ def get_spark(app_name: str = "metering-analytics", *, shuffle_partitions: int =
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=WARN")
     )
-    settings = _ivy_settings()
-    if settings is not None:
-        builder = builder.config("spark.jars.ivySettings", str(settings))
+    jars = resolved_connector_jars()
+    if jars is not None:
+        builder = builder.config("spark.jars", ",".join(jars))
+    else:
+        builder = (
+            builder.config("spark.jars.packages", ",".join(CONNECTOR_PACKAGES))
+            .config("spark.jars.ivy", str(jar_cache_dir()))
+            # Delta's Unity Catalog client drags in its own logging jars; Spark already ships them.
+            .config("spark.jars.excludes", ",".join(_LOGGING_JARS))
+        )
+        settings = _ivy_settings()
+        if settings is not None:
+            builder = builder.config("spark.jars.ivySettings", str(settings))
     if warehouse_dir is not None:
         builder = builder.config("spark.sql.warehouse.dir", str(Path(warehouse_dir).resolve()))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if jars is None:
+        _record_resolved_jars(spark)
     return spark

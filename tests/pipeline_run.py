@@ -1,0 +1,71 @@
+"""One small generated dataset, run once through every stage notebook the way a job runs them.
+
+The full pipeline is the slowest thing a test can do, so the suite does it once (the `pipeline_run`
+session fixture in conftest.py) and every end-to-end check reads the result: the notebooks' own
+results, the CLI re-run, the dashboards, the SQL views, the column comments. Tests must treat the
+lakehouse as read-only (copy it to change it); a re-run that changes nothing is allowed.
+"""
+from __future__ import annotations
+
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = PROJECT / "notebooks"
+
+# Two weeks of twelve subscriptions in 12-hour Capture windows: every message kind, a few deletions,
+# ~100 files (Spark's Avro reader costs ~12 ms per file).
+DATASET = {"subscriptions": 12, "days": 14, "seed": 3, "window_minutes": 720}
+
+
+@dataclass
+class PipelineRun:
+    data: object  # metering_analytics.generate.GeneratedData
+    lakehouse: Path
+    checkpoints: Path
+    results: dict[str, dict] = field(default_factory=dict)  # stage -> what its notebook returned
+
+    @property
+    def source(self) -> Path:
+        return Path(self.data.capture_dir).parent
+
+
+def stage_notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+
+
+def run_notebook(notebook: Path) -> dict:
+    return runpy.run_path(str(notebook), run_name="__main__")["result"]
+
+
+def build_pipeline_run(root: Path) -> PipelineRun:
+    from metering_analytics import jobs
+    from metering_analytics.generate import generate
+
+    data = generate(root / "data", **DATASET)
+    lakehouse = root / "lakehouse"
+    # The CLI's default place, so `metering-analytics run` on this lakehouse continues the same streams.
+    run = PipelineRun(data, lakehouse, lakehouse / "_checkpoints")
+    environment = {
+        jobs.env_name("capture_source_path"): str(data.capture_dir),
+        jobs.env_name("snapshot_source_path"): str(data.snapshot_dir),
+        jobs.env_name("lakehouse_root"): str(lakehouse),
+        jobs.env_name("checkpoint_location"): str(run.checkpoints),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name in jobs.PARAMETERS:
+            patch.delenv(jobs.env_name(name), raising=False)
+        patch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+        for key, value in environment.items():
+            patch.setenv(key, value)
+        stages = set(jobs.stage_names())
+        for notebook in stage_notebooks():
+            result = run_notebook(notebook)
+            assert result["stage"] in stages, f"{notebook.name} runs unknown stage {result['stage']}"
+            run.results[result["stage"]] = result
+    assert os.environ.get(jobs.env_name("lakehouse_root")) != str(lakehouse)  # nothing leaks out
+    return run
