@@ -47,10 +47,11 @@ def record(sequence_number: int, enqueued: datetime, message: dict | str | bytes
     }
 
 
-def write_capture(path: Path, records: Iterable[dict]) -> Path:
+def write_capture(path: Path, records: Iterable[dict], codec: str = "null", block_bytes: int = 16000) -> Path:
+    """One Capture file; `block_bytes` ends an Avro block once that many bytes are buffered (1: a block per record)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as out:
-        fastavro.writer(out, _SCHEMA, list(records))
+        fastavro.writer(out, _SCHEMA, list(records), codec=codec, sync_interval=block_bytes)
     return path
 
 

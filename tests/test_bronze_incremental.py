@@ -77,3 +77,30 @@ def test_enqueued_time_from_capture_string(spark, capture):
     first = bronze.where("partition_id = '0' AND sequence_number = 0").first()
     assert first.enqueued_time == T0 and first.enqueued_time_raw == "3/1/2025 10:00:00 AM"
     assert first.enqueued_date == T0.date()
+
+
+def test_damaged_files_do_not_stop_the_run_and_are_named(spark, capture):
+    """A truncated file keeps its intact blocks, a file that is not Avro keeps nothing; both are named."""
+    source, lakehouse = capture
+    later = T0 + timedelta(hours=1)
+    whole = write_capture(flat_path(source, 3, later), sequence(later, [_usage(i) for i in range(6)]),
+                          block_bytes=1).read_bytes()
+    flat_path(source, 3, later).write_bytes(whole[: len(whole) - 40])  # the last block is cut short
+    (source / "ns" / "hub" / "p4--2025-03-01--11-00-00.avro").write_bytes(b"Obj? not really")
+
+    result, bronze = _bronze(spark, source, lakehouse)
+
+    assert bronze.count() == 10 + 5 and result.records_read == 15
+    assert bronze.where("partition_id = '3'").count() == 5
+    damaged = {d["source_file"].rsplit("/", 1)[1]: d for d in result.damaged_files}
+    assert set(damaged) == {"p3--2025-03-01--11-00-00.avro", "p4--2025-03-01--11-00-00.avro"}
+    assert damaged["p3--2025-03-01--11-00-00.avro"]["records_kept"] == 5
+    assert "truncated: block 6" in damaged["p3--2025-03-01--11-00-00.avro"]["problem"]
+    assert "not an Avro container" in damaged["p4--2025-03-01--11-00-00.avro"]["problem"]
+    assert result.files_audited == 5  # the intact ones (the empty one included) are recorded too
+    files = spark.read.format("delta").load(str(lakehouse / "bronze" / "capture_files"))
+    assert files.where("container_status = 'ok' AND records_read = avro_records").count() == 2
+    assert files.where("container_status = 'empty'").count() == 1
+
+    again, _ = _bronze(spark, source, lakehouse)
+    assert again.files_audited == 0 and again.records_read == 0 and len(again.damaged_files) == 2

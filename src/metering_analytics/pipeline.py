@@ -63,7 +63,11 @@ def data_clock(spark: SparkSession, config: PipelineConfig) -> datetime | None:
 
 def _bronze(ctx: RunContext) -> dict:
     r = run_bronze(ctx.spark, ctx.config)
-    return {"records": r.records_read, "added": r.records_added, "batches": r.batches}
+    for damaged in r.damaged_files:
+        ctx.progress(f"damaged Capture file {damaged['source_file']}: {damaged['problem']} "
+                     f"({damaged['records_kept']} records kept)")
+    return {"records": r.records_read, "added": r.records_added, "batches": r.batches,
+            "files": r.files_audited, "damaged_files": len(r.damaged_files)}
 
 
 def _silver(ctx: RunContext) -> dict:

@@ -170,6 +170,21 @@ BRONZE_EVENTS_SCHEMA = StructType(
     ]
 )
 
+# One row per Capture file seen: what its Avro framing holds and what the reader got out of it.
+BRONZE_CAPTURE_FILES_SCHEMA = StructType(
+    [
+        StructField("source_file", StringType(), False),
+        StructField("file_size", LongType(), True),
+        StructField("file_modified_at", TimestampType(), True),
+        StructField("container_status", StringType(), True),  # ok | empty | corrupt (framing)
+        StructField("container_problem", StringType(), True),
+        StructField("avro_blocks", LongType(), True),
+        StructField("avro_records", LongType(), True),  # records in the intact blocks
+        StructField("records_read", LongType(), True),  # records Spark's Avro reader returned
+        StructField("audited_at", TimestampType(), True),
+    ]
+)
+
 # ---------------------------------------------------------------------------------------------
 # Silver. Every fact carries its Capture position (partition_id, sequence_number): the key that makes
 # ingestion idempotent.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -75,6 +76,9 @@ def get_spark(app_name: str = "metering-analytics", *, shuffle_partitions: int =
     if on_databricks():
         return SparkSession.builder.getOrCreate()
 
+    # Python workers (pandas UDFs, applyInPandas) must run the interpreter that has our packages,
+    # not whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(os.environ.get("METERING_SPARK_MASTER", "local[*]"))
         .appName(app_name)

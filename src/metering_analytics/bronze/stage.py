@@ -1,20 +1,31 @@
 """Bronze stage: Capture files -> bronze.events, incrementally and exactly once.
 
 The stream's checkpoint remembers which files were read; the MERGE on (partition id, sequence number)
-makes a file delivered twice, or a batch replayed after a crash, add nothing.
+makes a file delivered twice, or a batch replayed after a crash, add nothing. A second stream over the
+same files fills bronze.capture_files, which names every damaged file and what was kept from it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from metering_analytics.bronze.events import capture_to_bronze, first_copy_of_each_record
+from metering_analytics.bronze.files import (
+    AUDIT_COLUMNS,
+    CAPTURE_FILES,
+    READ_COLUMNS,
+    audit_files,
+    merge_file_columns,
+    read_damaged_files,
+    records_read_per_file,
+)
 from metering_analytics.config import PipelineConfig
 from metering_analytics.io.lakehouse import Lakehouse
 from metering_analytics.io.streams import drain
-from metering_analytics.schemas import BRONZE_EVENTS_SCHEMA
-from metering_analytics.sources.capture import read_capture_stream
+from metering_analytics.schemas import BRONZE_CAPTURE_FILES_SCHEMA, BRONZE_EVENTS_SCHEMA
+from metering_analytics.sources.capture import read_capture_file_stream, read_capture_stream
 
 BRONZE_EVENTS = ("bronze", "events")
 
@@ -24,6 +35,8 @@ class BronzeResult:
     batches: int = 0
     records_read: int = 0
     records_added: int = 0
+    files_audited: int = 0
+    damaged_files: list[dict] = field(default_factory=list)  # every damaged file seen so far
 
 
 def rows_inserted_since(spark: SparkSession, lakehouse: Lakehouse, version: int) -> int:
@@ -54,20 +67,38 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
                use_auto_loader: bool | None = None) -> BronzeResult:
     lakehouse = config.lakehouse
     lakehouse.ensure_table(spark, *BRONZE_EVENTS, BRONZE_EVENTS_SCHEMA)
+    lakehouse.ensure_table(spark, *CAPTURE_FILES, BRONZE_CAPTURE_FILES_SCHEMA)
     result = BronzeResult()
+    source = config.source
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
-        merge_new_records(first_copy_of_each_record(capture_to_bronze(batch, config.source.capture_path_patterns)),
-                          lakehouse)
+        # Read the batch's files once for both writes.
+        records = capture_to_bronze(batch, source.capture_path_patterns).persist()
+        try:
+            per_file = records_read_per_file(records).localCheckpoint()
+            merge_new_records(first_copy_of_each_record(records), lakehouse)
+            merge_file_columns(per_file, lakehouse, READ_COLUMNS)
+            # Counted here: the stream's own input metric counts a batch once per action on it.
+            result.records_read += per_file.agg(F.sum("records_read")).first()[0] or 0
+        finally:
+            records.unpersist()
         result.batches += 1
 
-    stream = read_capture_stream(
-        spark,
-        config.source.capture_path,
-        max_files_per_trigger=config.source.max_files_per_trigger,
-        use_auto_loader=use_auto_loader,
-    )
+    def audit_batch(files: DataFrame, _batch_id: int) -> None:
+        merge_file_columns(audit_files(files), lakehouse, AUDIT_COLUMNS)
+
+    files_checkpoint = f"{checkpoint.rstrip('/')}_files" if checkpoint else lakehouse.checkpoint("bronze_capture_files")
+    checkpoint = checkpoint or lakehouse.checkpoint("bronze_events")
+    stream = read_capture_stream(spark, source.capture_path, max_files_per_trigger=source.max_files_per_trigger,
+                                 use_auto_loader=use_auto_loader)
     version = table_version(spark, lakehouse)
-    result.records_read = drain(stream, write_batch, checkpoint or lakehouse.checkpoint("bronze_events"))
+    drain(stream, write_batch, checkpoint)
     result.records_added = rows_inserted_since(spark, lakehouse, version)
+
+    # Whole files are larger than their records: fewer per batch.
+    files = read_capture_file_stream(spark, source.capture_path,
+                                     max_files_per_trigger=max(1, source.max_files_per_trigger // 4),
+                                     use_auto_loader=use_auto_loader)
+    result.files_audited = drain(files, audit_batch, files_checkpoint)
+    result.damaged_files = read_damaged_files(spark, lakehouse)
     return result

@@ -8,8 +8,18 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType, TimestampType
+
 from metering_analytics.schemas import CAPTURE_SPARK_SCHEMA
 from metering_analytics.spark import on_databricks
+
+# Spark's fixed binaryFile schema (a stream must be told it).
+BINARY_FILE_SCHEMA = StructType([
+    StructField("path", StringType(), False),
+    StructField("modificationTime", TimestampType(), False),
+    StructField("length", LongType(), False),
+    StructField("content", BinaryType(), True),
+])
 
 
 def read_capture_stream(spark: SparkSession, capture_path: str, *, max_files_per_trigger: int = 1000,
@@ -31,6 +41,36 @@ def read_capture_stream(spark: SparkSession, capture_path: str, *, max_files_per
             # become columns, and the flat layout has none.
             .option("recursiveFileLookup", "true")
         )
-    raw = reader.schema(CAPTURE_SPARK_SCHEMA).option("pathGlobFilter", "*.avro").load(capture_path)
+    raw = (
+        reader.schema(CAPTURE_SPARK_SCHEMA)
+        .option("pathGlobFilter", "*.avro")
+        # A damaged file must not stop the run: the reader keeps the records before the damage and
+        # skips the rest; bronze.capture_files (read_capture_file_stream) reports the file by name.
+        .option("ignoreCorruptFiles", "true")
+        .load(capture_path)
+    )
     return raw.select("*", F.col("_metadata.file_path").alias("source_file"))
+
+
+def read_capture_file_stream(spark: SparkSession, capture_path: str, *, max_files_per_trigger: int = 1000,
+                             use_auto_loader: bool | None = None) -> DataFrame:
+    """Stream the same `*.avro` files as whole files (path, modificationTime, length, content)."""
+    use_auto_loader = on_databricks() if use_auto_loader is None else use_auto_loader
+    if use_auto_loader:
+        reader = (
+            spark.readStream.format("cloudFiles")
+            .option("cloudFiles.format", "binaryFile")
+            .option("cloudFiles.maxFilesPerTrigger", str(max_files_per_trigger))
+            .option("cloudFiles.includeExistingFiles", "true")
+        )
+    else:
+        reader = (
+            spark.readStream.format("binaryFile")
+            .option("maxFilesPerTrigger", str(max_files_per_trigger))
+            .option("recursiveFileLookup", "true")
+        )
+    files = reader.schema(BINARY_FILE_SCHEMA).option("pathGlobFilter", "*.avro").load(capture_path)
+    # The Avro reader names a file by its `_metadata.file_path`; binaryFile's `path` may be spelled
+    # differently (file:/ vs file:///), so both use the metadata column.
+    return files.select(F.col("_metadata.file_path").alias("path"), "modificationTime", "length", "content")
 

@@ -1,0 +1,100 @@
+"""bronze.capture_files: every Capture file seen, whether it is intact, and what was read from it.
+
+Spark's Avro reader skips what it cannot read (`ignoreCorruptFiles`), so a damaged file never stops a
+run; this table says which file it was and how much was lost. Two writers fill it, each with its own
+columns, both MERGE on `source_file` so a replayed batch changes nothing:
+- the bronze stream records `records_read`, the records the reader returned per file;
+- a second stream over the same folder (binaryFile) walks each new file's Avro framing
+  (`sources.avro_container`) and records the status, the problem and the records the intact blocks hold.
+A file is damaged when its framing is broken or the reader returned fewer records than the blocks hold.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+from metering_analytics.io.lakehouse import Lakehouse
+from metering_analytics.schemas import BRONZE_CAPTURE_FILES_SCHEMA
+from metering_analytics.sources.avro_container import CORRUPT, scan_avro_container
+
+CAPTURE_FILES = ("bronze", "capture_files")
+
+_SCAN_SCHEMA = StructType([
+    StructField("status", StringType()),
+    StructField("problem", StringType()),
+    StructField("blocks", LongType()),
+    StructField("records", LongType()),
+])
+READ_COLUMNS = ("records_read",)
+AUDIT_COLUMNS = ("file_size", "file_modified_at", "container_status", "container_problem", "avro_blocks",
+                  "avro_records", "audited_at")
+
+
+@F.pandas_udf(_SCAN_SCHEMA)
+def _scan(contents: pd.Series) -> pd.DataFrame:
+    scans = [scan_avro_container(bytes(c) if c is not None else b"") for c in contents]
+    return pd.DataFrame({
+        "status": [s.status for s in scans],
+        "problem": [s.problem for s in scans],
+        "blocks": [s.blocks for s in scans],
+        "records": [s.records for s in scans],
+    })
+
+
+def audit_files(files: DataFrame) -> DataFrame:
+    """binaryFile rows (path, modificationTime, length, content) -> the audit columns of capture_files."""
+    scanned = files.select("path", "modificationTime", "length", _scan(F.col("content")).alias("scan"))
+    return scanned.select(
+        F.col("path").alias("source_file"),
+        F.col("length").alias("file_size"),
+        F.col("modificationTime").alias("file_modified_at"),
+        F.col("scan.status").alias("container_status"),
+        F.col("scan.problem").alias("container_problem"),
+        F.col("scan.blocks").alias("avro_blocks"),
+        F.col("scan.records").alias("avro_records"),
+        F.current_timestamp().alias("audited_at"),
+    )
+
+
+def records_read_per_file(bronze_records: DataFrame) -> DataFrame:
+    return bronze_records.groupBy("source_file").agg(F.count(F.lit(1)).alias("records_read"))
+
+
+def merge_file_columns(rows: DataFrame, lakehouse: Lakehouse, columns: tuple[str, ...]) -> None:
+    """Set `columns` of each file's row (inserting the row if new), leaving the other writer's columns alone."""
+    spark = rows.sparkSession
+    types = {f.name: f.dataType for f in BRONZE_CAPTURE_FILES_SCHEMA.fields}
+    shaped = rows.select([F.col(c).cast(types[c]).alias(c) for c in ("source_file", *columns)])
+    (
+        lakehouse.delta_table(spark, *CAPTURE_FILES).alias("t")
+        .merge(shaped.alias("s"), "t.source_file = s.source_file")
+        .whenMatchedUpdate(set={c: f"s.`{c}`" for c in columns})
+        .whenNotMatchedInsert(values={c: f"s.`{c}`" for c in ("source_file", *columns)})
+        .execute()
+    )
+
+
+def damaged_files(capture_files: DataFrame) -> DataFrame:
+    """Files whose framing is broken, or from which the reader got fewer records than the intact blocks hold."""
+    unreadable = F.greatest(F.col("avro_records") - F.coalesce(F.col("records_read"), F.lit(0)), F.lit(0))
+    return capture_files.where(
+        (F.col("container_status") == CORRUPT) | (unreadable > 0)
+    ).select(
+        "source_file", "container_status",
+        F.coalesce(
+            F.col("container_problem"),
+            F.format_string("%d of the %d records in intact blocks could not be decoded", unreadable,
+                            F.col("avro_records")),
+        ).alias("problem"),
+        F.coalesce(F.col("records_read"), F.lit(0)).alias("records_kept"),
+    )
+
+
+def read_damaged_files(spark: SparkSession, lakehouse: Lakehouse) -> list[dict]:
+    if not lakehouse.exists(spark, *CAPTURE_FILES):
+        return []
+    rows = damaged_files(lakehouse.read(spark, *CAPTURE_FILES)).orderBy("source_file").collect()
+    return [row.asDict() for row in rows]
+
