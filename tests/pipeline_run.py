@@ -33,6 +33,17 @@ class PipelineRun:
     def source(self) -> Path:
         return Path(self.data.capture_dir).parent
 
+    @property
+    def tables(self):
+        from metering_analytics.io.lakehouse import Lakehouse
+
+        return Lakehouse(root=str(self.lakehouse))
+
+    def register(self, spark) -> list[str]:
+        """Point `<layer>.<table>` in the session at this lakehouse (another test may have run a pipeline
+        into its own lakehouse and registered the same names); call it before querying by name."""
+        return self.tables.register_all(spark)
+
 
 def stage_notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
@@ -69,3 +80,26 @@ def build_pipeline_run(root: Path) -> PipelineRun:
             run.results[result["stage"]] = result
     assert os.environ.get(jobs.env_name("lakehouse_root")) != str(lakehouse)  # nothing leaks out
     return run
+
+
+# Columns that record when a row was written, not what it says.
+VOLATILE = {"ingested_at", "quarantined_at", "audited_at", "file_modified_at"}
+
+
+def comparable(df):
+    """`df` without the write-time columns, its maps as sorted JSON (maps cannot be sorted or compared)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
+    df = df.drop(*[c for c in df.columns if c in VOLATILE])
+    return df.select([F.to_json(F.array_sort(F.map_entries(f.name))).alias(f.name)
+                      if isinstance(f.dataType, MapType) else F.col(f.name) for f in df.schema.fields])
+
+
+def table_contents(spark, lakehouse: Path) -> dict:
+    """Every table of a local lakehouse, comparable and pinned (so a later write cannot change it)."""
+    from metering_analytics.io.lakehouse import Lakehouse
+
+    tables = Lakehouse(root=str(lakehouse))
+    names = tables.register_all(spark)
+    return {name: comparable(spark.table(name)).localCheckpoint() for name in names}

@@ -1,17 +1,11 @@
 """Every stage end to end on generated data (the shared `pipeline_run`); a CLI re-run changes nothing."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
-from pyspark.sql.types import MapType
 
 from metering_analytics.cli import main
-
-# Columns that record when a row was written, not what it says.
-VOLATILE = {"ingested_at", "quarantined_at"}
+from pipeline_run import table_contents
 
 
 @pytest.fixture(scope="module")
@@ -26,24 +20,9 @@ def test_cli_generate_writes_capture_files(tmp_path, capsys):
     assert sorted(tmp_path.rglob("*.avro")) and (tmp_path / "snapshots").is_dir()
 
 
-def _snapshot(spark, lakehouse: Path) -> dict:
-    from metering_analytics.config import load_config
-
-    lh = load_config().with_overrides(lakehouse_root=str(lakehouse)).lakehouse
-    tables = {}
-    for name in lh.register_all(spark):
-        df = spark.table(name)
-        df = df.drop(*[c for c in df.columns if c in VOLATILE])
-        # Maps cannot be sorted or hashed: compare their entries in key order.
-        df = df.select([F.to_json(F.array_sort(F.map_entries(f.name))).alias(f.name)
-                        if isinstance(f.dataType, MapType) else F.col(f.name) for f in df.schema.fields])
-        tables[name] = df.localCheckpoint()
-    return tables
-
-
 def test_every_stage_writes_its_tables(spark, demo, capsys):
     _, lakehouse = demo
-    tables = _snapshot(spark, lakehouse)
+    tables = table_contents(spark, lakehouse)
     for name in ("bronze.events", "silver.usage_events", "silver.subscriptions", "silver.quarantine",
                  "silver.meter_snapshots", "gold.marketplace_usage", "gold.included_balance",
                  "gold.billing_reconciliation", "gold.revenue_daily"):
@@ -59,11 +38,11 @@ def test_every_stage_writes_its_tables(spark, demo, capsys):
 
 def test_rerun_changes_nothing(spark, demo, capsys):
     data, lakehouse = demo
-    before = _snapshot(spark, lakehouse)
+    before = table_contents(spark, lakehouse)
     assert main(["run", "--source", str(data), "--lakehouse", str(lakehouse)]) == 0
     out = capsys.readouterr().out
     assert "[bronze] done" in out and "records=0" in out and "Rows per table" in out
-    after = _snapshot(spark, lakehouse)
+    after = table_contents(spark, lakehouse)
     assert before.keys() == after.keys()
     for name in before:
         assert_df_equality(before[name], after[name], ignore_row_order=True, ignore_nullable=True)
