@@ -328,7 +328,8 @@ def write_local_dashboards(spark: SparkSession, lakehouse: Lakehouse, out_dir: s
     """Write `<out_dir>/<name>.html` per dashboard spec and `<out_dir>/reports/` (one per subscription).
 
     Returns {"dashboards": {name: path}, "reports": {subscription_key: path}, "reports_index": path,
-    "pending": [widgets waiting for a table], "seconds": total, "dataset_seconds": {...}}.
+    "pending": [widgets waiting for a table], "seconds": total, "query_seconds": ...,
+    "dataset_seconds": {spec.dataset: s}, "dataset_rows": {spec.dataset: rows, None if pending}}.
     """
     from metering_analytics.dashboards.reports import write_customer_reports
 
@@ -369,4 +370,6 @@ def write_local_dashboards(spark: SparkSession, lakehouse: Lakehouse, out_dir: s
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["query_seconds"] = round(queried - started, 1)
     result["dataset_seconds"] = cache.seconds
+    result["dataset_rows"] = {f"{spec}.{name}": (None if frame is None else len(frame))
+                              for (spec, name), frame in cache.frames.items()}
     return result
