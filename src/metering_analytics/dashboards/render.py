@@ -18,7 +18,6 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -27,7 +26,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from metering_analytics.dashboards.spec import (
-    ALL, PARAMETERS, SPEC_DIR, DashboardSpec, Dataset, FieldRef, Page, Widget, load_specs,
+    ALL, SPEC_DIR, DashboardSpec, Dataset, FieldRef, Page, Widget, load_specs,
 )
 from metering_analytics.io.lakehouse import Lakehouse
 
@@ -220,13 +219,6 @@ def _plotly_script(plotly_js: str) -> str:
 
         return f"<script>{get_plotlyjs()}</script>"
     return f'<script src="{html.escape(plotly_js)}"></script>'
-
-
-@dataclass
-class RenderedPage:
-    title: str
-    sections: list[str] = field(default_factory=list)
-    figures: dict[str, dict] = field(default_factory=dict)
 
 
 def page_section(page: Page, widgets_frames: list[tuple[Widget, pd.DataFrame]], prefix: str,
