@@ -20,7 +20,7 @@ from metering_analytics.config import ConfigError, load_config
 from metering_analytics.dashboards import lakeview
 from metering_analytics.dashboards.render import local_sql, run_dataset, write_local_dashboards
 from metering_analytics.dashboards.reports import report_file_name
-from metering_analytics.dashboards.spec import LAKEVIEW_DIR, SPEC_DIR, load_specs, parse_spec
+from metering_analytics.dashboards.spec import PARAMETERS, LAKEVIEW_DIR, Dataset, load_specs, parse_spec
 
 PROJECT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -185,6 +185,11 @@ def test_every_dataset_runs_on_the_gold_tables(spark, built):
                 assert rows[key] is None, key  # pending: its table comes with the models
             else:
                 assert rows[key] > 0, f"{key} returned no rows"
+    # The plan and subscription filters' options (Lakeview only) run too, with "All" among them.
+    for param in PARAMETERS.values():
+        if param.options_sql:
+            options = run_dataset(spark, lakehouse, Dataset("options", "options", param.options_sql))
+            assert "All" in set(options.iloc[:, 0]) and len(options) > 1, param.keyword
     # A filter value narrows the rows: the parameters are really applied.
     dataset = load_specs()["customer_success"].datasets["consumption_daily"]
     everyone = run_dataset(spark, lakehouse, dataset)
