@@ -51,7 +51,34 @@ def _print_report(report, lakehouse_root: str | None, started: float) -> None:
         print(f"Tables: {lakehouse_root}/<layer>/<table> (Delta)")
 
 
-def _run(source: str, lakehouse: str, config_path: str | None) -> int:
+def _write_dashboards(spark, lakehouse_root: str, out_dir: str | None) -> None:
+    """The persona dashboards and the customer reports as local HTML (see docs/dashboards.md)."""
+    from metering_analytics.dashboards.render import write_local_dashboards
+    from metering_analytics.io.lakehouse import Lakehouse
+
+    out = out_dir or str(Path(lakehouse_root).resolve().parent / "dashboards_out")
+    result = write_local_dashboards(spark, Lakehouse(root=lakehouse_root), out)
+    print(f"\nDashboards ({result['seconds']:.0f}s):")
+    for name, path in result["dashboards"].items():
+        print(f"  {name:<20} {path}")
+    if result.get("reports_index"):
+        print(f"  {len(result['reports'])} customer reports: {result['reports_index']}")
+    for item in result["pending"]:
+        print(f"  pending (table not built yet): {item}")
+
+
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from metering_analytics.spark import get_spark
+
+    if not Path(args.lakehouse, "gold").is_dir():
+        raise ConfigError(f"no gold tables in {args.lakehouse}: run the pipeline first")
+    spark = get_spark(warehouse_dir=Path(args.lakehouse) / "_warehouse")
+    _write_dashboards(spark, args.lakehouse, args.out)
+    return 0
+
+
+def _run(source: str, lakehouse: str, config_path: str | None, dashboards_out: str | None = None,
+         dashboards: bool = False) -> int:
     from metering_analytics.pipeline import run_pipeline
     from metering_analytics.spark import get_spark
 
@@ -64,6 +91,8 @@ def _run(source: str, lakehouse: str, config_path: str | None) -> int:
     spark = get_spark(warehouse_dir=Path(lakehouse) / "_warehouse")
     report = run_pipeline(spark, config)
     _print_report(report, config.lakehouse.root, started)
+    if dashboards:
+        _write_dashboards(spark, lakehouse, dashboards_out)
     return 0
 
 
@@ -85,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"({time.perf_counter() - started:.0f}s)")
     else:
         print(f"Using existing sample data in {data} (delete it to generate anew)")
-    return _run(str(data), args.lakehouse, args.config)
+    return _run(str(data), args.lakehouse, args.config, args.dashboards_out, dashboards=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-minutes", type=int, default=1440)
     p.add_argument("--events-per-subscription-hour", type=float, default=0.5)
     p.add_argument("--config", default=None)
+    p.add_argument("--dashboards-out", default=None,
+                   help="folder of the HTML dashboards and customer reports (default: dashboards_out/ next to the lakehouse)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dashboards", help="write the persona dashboards and customer reports as local HTML")
+    p.add_argument("--lakehouse", default="lakehouse")
+    p.add_argument("--out", default=None, help="default: dashboards_out/ next to the lakehouse")
+    p.set_defaults(func=cmd_dashboards)
     return parser
 
 

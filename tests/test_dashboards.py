@@ -1,0 +1,320 @@
+"""The persona dashboards: spec -> Lakeview JSON (checked without Spark) and spec -> local HTML.
+
+One module fixture generates a small dataset and runs the pipeline once; every dataset's SQL, the HTML
+dashboards (opened in headless Chromium), the customer reports and the analyst notebooks use it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metering_analytics.config import ConfigError, load_config
+from metering_analytics.dashboards import lakeview
+from metering_analytics.dashboards.render import local_sql, run_dataset, write_local_dashboards
+from metering_analytics.dashboards.reports import report_file_name
+from metering_analytics.dashboards.spec import PARAMETERS, LAKEVIEW_DIR, Dataset, load_specs, parse_spec
+
+PROJECT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ANALYSIS = PROJECT / "notebooks" / "analysis"
+# Where the HTML test leaves its screenshots (default: the test's temporary folder).
+SCREENSHOT_DIR = os.environ.get("METERING_SCREENSHOT_DIR")
+
+
+# -- spec and Lakeview (no Spark) -------------------------------------------------------------------
+
+def test_lakeview_files_are_generated_from_the_specs():
+    stale = lakeview.write_lakeview(check=True)
+    assert not stale, f"run `python -m metering_analytics.dashboards.lakeview`: {stale}"
+    assert {p.name for p in LAKEVIEW_DIR.glob("*.lvdash.json")} == {
+        "sales.lvdash.json", "operations.lvdash.json", "customer_success.lvdash.json"}
+
+
+@pytest.mark.parametrize("name", ["sales", "operations", "customer_success"])
+def test_lakeview_dashboard_is_consistent(name):
+    board = json.loads((LAKEVIEW_DIR / f"{name}.lvdash.json").read_text())
+    datasets = {d["name"]: d for d in board["datasets"]}
+    assert len(datasets) == len(board["datasets"])
+    for ds in datasets.values():
+        sql = "".join(ds["queryLines"])
+        # Unqualified tables: the bundle sets dataset_catalog / dataset_schema per target.
+        assert not re.search(r"\b(?:FROM|JOIN)\s+[\w`]+\.", sql, re.I), ds["name"]
+        declared = {p["keyword"] for p in ds.get("parameters", [])}
+        used = set(re.findall(r"(?<![:\w]):(\w+)", re.sub(r"'[^']*'", "''", sql)))
+        assert used == declared, ds["name"]
+    widget_names = set()
+    for page in board["pages"]:
+        assert page["pageType"] == "PAGE_TYPE_CANVAS"
+        cells = set()
+        for item in page["layout"]:
+            w, pos = item["widget"], item["position"]
+            assert w["name"] not in widget_names
+            widget_names.add(w["name"])
+            assert 0 <= pos["x"] and pos["x"] + pos["width"] <= 6 and pos["height"] > 0
+            area = {(x, y) for x in range(pos["x"], pos["x"] + pos["width"])
+                    for y in range(pos["y"], pos["y"] + pos["height"])}
+            assert not area & cells, f"{w['name']} overlaps another widget"
+            cells |= area
+            if "multilineTextboxSpec" in w:
+                continue
+            spec, queries = w["spec"], {q["name"]: q["query"] for q in w["queries"]}
+            for query in queries.values():
+                assert query["datasetName"] in datasets
+                for param in query.get("parameters", []):
+                    assert param["keyword"] in {p["keyword"] for p in datasets[query["datasetName"]]["parameters"]}
+            if spec["widgetType"].startswith("filter-"):
+                assert spec["version"] == 2
+                for enc in spec["encodings"]["fields"]:
+                    assert enc["queryName"] in queries
+                continue
+            assert spec["version"] == lakeview.WIDGET_VERSIONS[spec["widgetType"]]
+            (main,) = queries.values()
+            names = {f["name"] for f in main["fields"]}
+            encodings = spec["encodings"]
+            referenced = [e["fieldName"] for e in encodings.get("columns", [])] + [
+                e["fieldName"] for k, e in encodings.items() if isinstance(e, dict) and "fieldName" in e]
+            assert referenced and set(referenced) <= names, w["name"]
+
+
+def test_dashboard_resources_match_the_sdk_and_the_files():
+    from databricks.sdk.service.dashboards import Dashboard
+
+    bundle = yaml.safe_load((PROJECT / "databricks.yml").read_text())
+    assert "warehouse_id" in bundle["variables"]
+    resources = yaml.safe_load((PROJECT / "resources" / "dashboards.yml").read_text())["resources"]["dashboards"]
+    assert set(resources) == {"sales", "operations", "customer_success"}
+    for key, res in resources.items():
+        path = (PROJECT / "resources" / res["file_path"]).resolve()
+        assert path == LAKEVIEW_DIR / f"{key}.lvdash.json" and path.is_file()
+        assert res["warehouse_id"] == "${var.warehouse_id}"
+        assert res["dataset_catalog"] == "${var.catalog}"
+        assert res["dataset_schema"] == "${resources.schemas.gold.name}"
+        # The fields the Lakeview API knows, plus the bundle's own (file_path, dataset_*, permissions).
+        api = {"display_name": res["display_name"], "warehouse_id": "abc123",
+               "serialized_dashboard": path.read_text()}
+        assert Dashboard.from_dict(api).as_dict() == api
+        assert set(res) - set(api) <= {"file_path", "dataset_catalog", "dataset_schema", "permissions",
+                                       "embed_credentials", "parent_path"}
+        assert {p["level"] for p in res["permissions"]} <= {"CAN_READ", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE"}
+
+
+def test_spec_errors_name_the_bad_entry():
+    base = {"datasets": {"d": {"sql": "SELECT day FROM t WHERE (:plan = 'All' OR plan_id = :plan)"}},
+            "pages": [{"name": "p", "widgets": [{"title": "T", "type": "line", "dataset": "d", "x": "day",
+                                                  "y": "sum(q)"}]}]}
+    assert parse_spec("ok", base).datasets["d"].parameters[0].keyword == "plan"
+    bad_param = {**base, "datasets": {"d": {"sql": "SELECT 1 FROM t WHERE x = :region"}}}
+    with pytest.raises(ConfigError, match="unknown parameter :region"):
+        parse_spec("x", bad_param)
+    per_subscription = {**base, "pages": [{**base["pages"][0], "per_subscription": True}]}
+    with pytest.raises(ConfigError, match="must filter on :subscription"):
+        parse_spec("x", per_subscription)
+    bad_field = {**base, "pages": [{"name": "p", "widgets": [{"title": "T", "type": "line", "dataset": "d",
+                                                              "x": "day", "y": "median(q)"}]}]}
+    with pytest.raises(ConfigError, match="median"):
+        parse_spec("x", bad_field)
+    no_y = {**base, "pages": [{"name": "p", "widgets": [{"title": "T", "type": "bar", "dataset": "d", "x": "day"}]}]}
+    with pytest.raises(ConfigError, match=r"needs \['y'\]"):
+        parse_spec("x", no_y)
+
+
+def test_local_sql_substitutes_parameters_outside_strings():
+    spec = parse_spec("s", {"datasets": {"d": {"sql": (
+        "SELECT ':plan' AS text, x::int FROM t WHERE day BETWEEN :date_range.min AND :date_range.max "
+        "AND (:subscription = 'All' OR subscription_key = :subscription)")}},
+        "pages": [{"name": "p", "widgets": [{"title": "T", "type": "table", "dataset": "d", "columns": ["x"]}]}]})
+    sql = local_sql(spec.datasets["d"], {"subscription": "it's"})
+    assert sql == ("SELECT ':plan' AS text, x::int FROM t WHERE day BETWEEN DATE'2000-01-01' AND DATE'2099-12-31' "
+                   "AND ('it\\'s' = 'All' OR subscription_key = 'it\\'s')")
+
+
+def test_report_file_names_are_safe_and_stable():
+    key = "/subscriptions/x/resourceGroups/rg/providers/Microsoft.SaaS/resources/a b"
+    assert report_file_name(key) == report_file_name(key)
+    assert re.fullmatch(r"subscription-[0-9a-f]{16}\.html", report_file_name(key))
+
+
+# -- against a locally built lakehouse ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def built(spark, tmp_path_factory):
+    """A small generated dataset through the whole pipeline; overage thresholds at 0 so alerts exist."""
+    from metering_analytics.generate import generate
+    from metering_analytics.pipeline import run_pipeline
+
+    root = tmp_path_factory.mktemp("dashboards")
+    # Two complete months (Jan, Feb 2025) for the monthly trends, MRR movements and completed cycles;
+    # 8 subscriptions so that every dataset has rows (falling usage, projected overage, ...).
+    data = generate(root / "data", subscriptions=8, days=70, seed=7, window_minutes=1440,
+                    events_per_subscription_hour=0.5)
+    base = root / "project"
+    shutil.copytree(PROJECT / "conf", base / "conf")
+    gold = yaml.safe_load((base / "conf" / "gold.yml").read_text())
+    for dims in gold["overage_alerts"]["thresholds"].values():
+        for kinds in dims.values():
+            for kind in kinds:
+                kinds[kind] = 0
+    (base / "conf" / "gold.yml").write_text(yaml.safe_dump(gold))
+    config = load_config().with_overrides(capture_path=str(data.capture_dir), snapshot_path=str(data.snapshot_dir),
+                                          lakehouse_root=str(root / "lakehouse"))
+    config = dataclasses.replace(config, base_dir=base)
+    run_pipeline(spark, config, progress=lambda _: None)
+    out = root / "html"
+    result = write_local_dashboards(spark, config.lakehouse, out)
+    return {"lakehouse": config.lakehouse, "out": out, "result": result}
+
+
+@pytest.mark.slow
+def test_every_dataset_runs_on_the_gold_tables(spark, built):
+    """The fixture's render ran every dataset's SQL once; each returned rows (or waits for its table)."""
+    lakehouse, rows = built["lakehouse"], built["result"]["dataset_rows"]
+    for spec in load_specs().values():
+        for dataset in spec.datasets.values():
+            key = f"{spec.name}.{dataset.name}"
+            if dataset.requires_table and not lakehouse.exists(spark, "gold", dataset.requires_table):
+                assert rows[key] is None, key  # pending: its table comes with the models
+            else:
+                assert rows[key] > 0, f"{key} returned no rows"
+    # The plan and subscription filters' options (Lakeview only) run too, with "All" among them.
+    for param in PARAMETERS.values():
+        if param.options_sql:
+            options = run_dataset(spark, lakehouse, Dataset("options", "options", param.options_sql))
+            assert "All" in set(options.iloc[:, 0]) and len(options) > 1, param.keyword
+    # A filter value narrows the rows: the parameters are really applied.
+    dataset = load_specs()["customer_success"].datasets["consumption_daily"]
+    everyone = run_dataset(spark, lakehouse, dataset)
+    key = everyone["subscription_key"].iloc[0]
+    narrowed = run_dataset(spark, lakehouse, dataset, {"subscription": key})
+    assert set(narrowed["subscription_key"]) == {key} and 0 < len(narrowed) < len(everyone)
+
+
+@pytest.mark.slow
+def test_local_dashboards_written_with_pending_parts_named(built):
+    result = built["result"]
+    assert set(result["dashboards"]) == {"sales", "operations", "customer_success"}
+    assert len(result["reports"]) == 8
+    assert any("plan_recommendations" in p for p in result["pending"])
+
+
+def _page_check(page, path: Path, screenshot: Path) -> list:
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_function("() => document.querySelectorAll('.chart').length === "
+                           "document.querySelectorAll('.js-plotly-plot').length")
+    charts = page.evaluate("""() => Array.from(document.querySelectorAll('.chart')).map(d => {
+        const traces = d.data || [];
+        const points = traces.reduce((n, t) => n + (t.type === 'indicator' ? 1 :
+            (t.type === 'table' ? t.cells.values[0].length : (t.x || t.values || t.z || []).length)), 0);
+        return [d.id, traces.length, points];
+    })""")
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert not errors, f"{path.name}: {errors}"
+    assert charts, path.name
+    empty = [c[0] for c in charts if c[1] == 0 or c[2] == 0]
+    assert not empty, f"{path.name}: charts without data {empty}"
+    return charts
+
+
+@pytest.mark.slow
+def test_html_dashboards_open_in_chromium_with_data_in_every_chart(built, tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
+    shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    pages = {name: Path(p) for name, p in built["result"]["dashboards"].items()}
+    pages["report"] = Path(next(iter(built["result"]["reports"].values())))
+    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        browser = pw.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900}, offline=True)
+        try:
+            for name, path in pages.items():
+                charts = _page_check(browser.new_page(), path, shots / f"{name}.png")
+                assert (shots / f"{name}.png").stat().st_size > 10_000
+                assert len(charts) >= 5, name
+        finally:
+            browser.close()
+
+
+@pytest.mark.slow
+def test_a_customer_report_names_no_other_customer(spark, built):
+    summary = built["lakehouse"].read(spark, "gold", "cs_subscription_summary").toPandas()
+    identities = {row.subscription_key: {v for v in (row.subscription_key, row.resource_id, row.resource_uri) if v}
+                  for row in summary.itertuples()}
+    reports = built["result"]["reports"]
+    assert set(reports) == set(identities)
+    for key, path in reports.items():
+        text = Path(path).read_text(encoding="utf-8")
+        assert Path(path).name == report_file_name(key)
+        assert key in text
+        for other, names in identities.items():
+            if other == key:
+                continue
+            for name in names - identities[key]:
+                # A key followed by more name characters is a different, longer key.
+                assert not re.search(re.escape(name) + r"(?![\w.-])", text), f"{other} in the report of {key}"
+
+
+# -- analyst notebooks -------------------------------------------------------------------------------
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    """(language, source) per cell of a Databricks source notebook."""
+    body = path.read_text(encoding="utf-8").removeprefix("# Databricks notebook source\n")
+    cells = []
+    for chunk in body.split("\n# COMMAND ----------\n"):
+        lines = chunk.strip("\n").splitlines()
+        if lines and lines[0].startswith("# MAGIC %"):
+            language = lines[0].removeprefix("# MAGIC %").split()[0]
+            source = "\n".join(re.sub(r"^# MAGIC ?", "", line) for line in lines[1:])
+            cells.append((language, source))
+        elif lines:
+            cells.append(("python", "\n".join(lines)))
+    return cells
+
+
+def test_analysis_notebooks_ask_each_question_in_python_and_sql_and_read_gold_from_scala():
+    notebooks = sorted(ANALYSIS.glob("*.py"))
+    assert [p.stem for p in notebooks] == ["customer_success", "operations", "sales"]
+    for path in notebooks:
+        cells = _cells(path)
+        questions = [s for lang, s in cells if lang == "md" and s.startswith("## ") and "Scala" not in s]
+        assert len(questions) >= 3, path.name
+        # After each question: a Python cell, then the same question as SQL.
+        for i, (lang, source) in enumerate(cells):
+            if lang == "md" and source in questions:
+                assert [c[0] for c in cells[i + 1:i + 3]] == ["python", "sql"], f"{path.name}: {source[:40]}"
+        (scala,) = [s for lang, s in cells if lang == "scala"]
+        assert re.search(r'spark\.table\(s"\$catalog\.\$goldSchema\.\w+"\)', scala), path.name
+
+
+@pytest.mark.slow
+def test_analysis_notebooks_run_on_the_gold_tables(spark, built, monkeypatch):
+    import plotly.basedatatypes
+
+    monkeypatch.setattr(plotly.basedatatypes.BaseFigure, "show", lambda self, *a, **k: None)
+    monkeypatch.delenv("METERING_CATALOG", raising=False)
+    monkeypatch.setenv("METERING_GOLD_SCHEMA", built["lakehouse"].schema("gold"))
+    previous = spark.catalog.currentDatabase()
+    try:
+        for path in sorted(ANALYSIS.glob("*.py")):
+            namespace = {"spark": spark, "display": lambda df: None}
+            for lang, source in _cells(path):
+                if lang == "python":
+                    exec(compile(source, str(path), "exec"), namespace)
+                elif lang == "sql":
+                    assert spark.sql(source).count() > 0, f"{path.name}: {source[:60]}"
+    finally:
+        spark.catalog.setCurrentDatabase(previous)
