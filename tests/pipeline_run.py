@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import runpy
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = PROJECT / "notebooks"
 
-# Two weeks of twelve subscriptions in 12-hour Capture windows: every message kind, a few deletions,
-# ~100 files (Spark's Avro reader costs ~12 ms per file).
-DATASET = {"subscriptions": 12, "days": 14, "seed": 3, "window_minutes": 720}
+# Eight subscriptions over ten weeks in daily Capture windows (~7k events, ~300 files; Spark's Avro reader
+# costs ~12 ms per file): two complete months for monthly trends, MRR movements and completed cycles,
+# weeks of history for the forecasts and churn features, and every message kind.
+DATASET = {"subscriptions": 8, "days": 70, "seed": 7, "window_minutes": 1440, "events_per_subscription_hour": 0.5}
 
 
 @dataclass
@@ -27,6 +30,7 @@ class PipelineRun:
     data: object  # metering_analytics.generate.GeneratedData
     lakehouse: Path
     checkpoints: Path
+    config_file: Path  # conf/pipeline.yml of the run's own copy of conf/
     results: dict[str, dict] = field(default_factory=dict)  # stage -> what its notebook returned
 
     @property
@@ -38,6 +42,14 @@ class PipelineRun:
         from metering_analytics.io.lakehouse import Lakehouse
 
         return Lakehouse(root=str(self.lakehouse))
+
+    def config(self):
+        """The run's configuration (its conf/ copy, sources and lakehouse), for running stages again."""
+        from metering_analytics.config import load_config
+
+        return load_config(self.config_file).with_overrides(
+            capture_path=str(self.data.capture_dir), snapshot_path=str(self.data.snapshot_dir),
+            lakehouse_root=str(self.lakehouse))
 
     def register(self, spark) -> list[str]:
         """Point `<layer>.<table>` in the session at this lakehouse (another test may have run a pipeline
@@ -53,6 +65,19 @@ def run_notebook(notebook: Path) -> dict:
     return runpy.run_path(str(notebook), run_name="__main__")["result"]
 
 
+def test_conf(root: Path) -> Path:
+    """A copy of conf/ whose overage thresholds are all 0, so every product has alerts to show."""
+    conf = root / "project" / "conf"
+    shutil.copytree(PROJECT / "conf", conf)
+    gold = yaml.safe_load((conf / "gold.yml").read_text())
+    for dimensions in gold["overage_alerts"]["thresholds"].values():
+        for kinds in dimensions.values():
+            for kind in kinds:
+                kinds[kind] = 0
+    (conf / "gold.yml").write_text(yaml.safe_dump(gold))
+    return conf / "pipeline.yml"
+
+
 def build_pipeline_run(root: Path) -> PipelineRun:
     from metering_analytics import jobs
     from metering_analytics.generate import generate
@@ -60,8 +85,9 @@ def build_pipeline_run(root: Path) -> PipelineRun:
     data = generate(root / "data", **DATASET)
     lakehouse = root / "lakehouse"
     # The CLI's default place, so `metering-analytics run` on this lakehouse continues the same streams.
-    run = PipelineRun(data, lakehouse, lakehouse / "_checkpoints")
+    run = PipelineRun(data, lakehouse, lakehouse / "_checkpoints", test_conf(root))
     environment = {
+        jobs.env_name("config"): str(run.config_file),
         jobs.env_name("capture_source_path"): str(data.capture_dir),
         jobs.env_name("snapshot_source_path"): str(data.snapshot_dir),
         jobs.env_name("lakehouse_root"): str(lakehouse),

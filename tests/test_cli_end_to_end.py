@@ -10,7 +10,7 @@ from pipeline_run import table_contents
 
 @pytest.fixture(scope="module")
 def demo(pipeline_run):
-    return pipeline_run.source, pipeline_run.lakehouse
+    return pipeline_run.source, pipeline_run.lakehouse, pipeline_run.config_file
 
 
 def test_cli_generate_writes_capture_files(tmp_path, capsys):
@@ -21,7 +21,7 @@ def test_cli_generate_writes_capture_files(tmp_path, capsys):
 
 
 def test_every_stage_writes_its_tables(spark, demo, capsys):
-    _, lakehouse = demo
+    _, lakehouse, _ = demo
     tables = table_contents(spark, lakehouse)
     for name in ("bronze.events", "silver.usage_events", "silver.subscriptions", "silver.quarantine",
                  "silver.meter_snapshots", "gold.marketplace_usage", "gold.included_balance",
@@ -37,9 +37,9 @@ def test_every_stage_writes_its_tables(spark, demo, capsys):
 
 
 def test_rerun_changes_nothing(spark, demo, capsys):
-    data, lakehouse = demo
+    data, lakehouse, config = demo
     before = table_contents(spark, lakehouse)
-    assert main(["run", "--source", str(data), "--lakehouse", str(lakehouse)]) == 0
+    assert main(["run", "--source", str(data), "--lakehouse", str(lakehouse), "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "[bronze] done" in out and "records=0" in out and "Rows per table" in out
     after = table_contents(spark, lakehouse)
@@ -51,7 +51,7 @@ def test_rerun_changes_nothing(spark, demo, capsys):
 def test_tables_readable_by_another_delta_reader(demo):
     from deltalake import DeltaTable
 
-    _, lakehouse = demo
+    _, lakehouse, _ = demo
     usage = DeltaTable(str(lakehouse / "silver" / "usage_events")).to_pandas()
     assert len(usage) > 0 and {"subscription_key", "quantity", "enqueued_time"} <= set(usage.columns)
     gold = DeltaTable(str(lakehouse / "gold" / "marketplace_usage")).to_pandas()
@@ -59,7 +59,7 @@ def test_tables_readable_by_another_delta_reader(demo):
 
 
 def test_bad_configuration_stops_before_any_table_changes(tmp_path, demo, capsys):
-    data, _ = demo
+    data, _, _ = demo
     bad = tmp_path / "conf"
     bad.mkdir()
     (bad / "pipeline.yml").write_text("source: [not, a, mapping\n")

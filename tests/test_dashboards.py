@@ -1,22 +1,20 @@
 """The persona dashboards: spec -> Lakeview JSON (checked without Spark) and spec -> local HTML.
 
-One module fixture generates a small dataset and runs the pipeline once; every dataset's SQL, the HTML
+The suite's shared pipeline run (tests/pipeline_run.py) is rendered once; every dataset's SQL, the HTML
 dashboards (opened in headless Chromium), the customer reports and the analyst notebooks use it.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from metering_analytics.config import ConfigError, load_config
+from metering_analytics.config import ConfigError
 from metering_analytics.dashboards import lakeview
 from metering_analytics.dashboards.render import local_sql, run_dataset, write_local_dashboards
 from metering_analytics.dashboards.reports import report_file_name
@@ -147,31 +145,12 @@ def test_report_file_names_are_safe_and_stable():
 # -- against a locally built lakehouse ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
-    """A small generated dataset through the whole pipeline; overage thresholds at 0 so alerts exist."""
-    from metering_analytics.generate import generate
-    from metering_analytics.pipeline import run_pipeline
-
-    root = tmp_path_factory.mktemp("dashboards")
-    # Two complete months (Jan, Feb 2025) for the monthly trends, MRR movements and completed cycles;
-    # 8 subscriptions so that every dataset has rows (falling usage, projected overage, ...).
-    data = generate(root / "data", subscriptions=8, days=70, seed=7, window_minutes=1440,
-                    events_per_subscription_hour=0.5)
-    base = root / "project"
-    shutil.copytree(PROJECT / "conf", base / "conf")
-    gold = yaml.safe_load((base / "conf" / "gold.yml").read_text())
-    for dims in gold["overage_alerts"]["thresholds"].values():
-        for kinds in dims.values():
-            for kind in kinds:
-                kinds[kind] = 0
-    (base / "conf" / "gold.yml").write_text(yaml.safe_dump(gold))
-    config = load_config().with_overrides(capture_path=str(data.capture_dir), snapshot_path=str(data.snapshot_dir),
-                                          lakehouse_root=str(root / "lakehouse"))
-    config = dataclasses.replace(config, base_dir=base)
-    run_pipeline(spark, config, progress=lambda _: None)
-    out = root / "html"
-    result = write_local_dashboards(spark, config.lakehouse, out)
-    return {"lakehouse": config.lakehouse, "out": out, "result": result}
+def built(spark, pipeline_run, tmp_path_factory):
+    """The shared pipeline run (overage thresholds at 0, so alerts exist), rendered once."""
+    pipeline_run.register(spark)
+    out = tmp_path_factory.mktemp("dashboards") / "html"
+    result = write_local_dashboards(spark, pipeline_run.tables, out)
+    return {"lakehouse": pipeline_run.tables, "out": out, "result": result}
 
 
 @pytest.mark.slow

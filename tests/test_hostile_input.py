@@ -34,7 +34,6 @@ def _identity(row) -> dict:
 
 @pytest.fixture(scope="module")
 def hostile(spark, pipeline_run, tmp_path_factory):
-    from metering_analytics.config import load_config
     from metering_analytics.pipeline import run_pipeline
     from pyspark.sql import functions as F
 
@@ -91,8 +90,9 @@ def hostile(spark, pipeline_run, tmp_path_factory):
     cut.write_bytes(cut.read_bytes()[:-30])  # three intact blocks, the fourth cut short
     (capture / HUB / "p5--2025-01-01--00-00-00.avro").write_text("not avro")
 
-    config = load_config().with_overrides(capture_path=str(capture), snapshot_path=str(root / "data" / "snapshots"),
-                                          lakehouse_root=str(root / "lakehouse"))
+    config = pipeline_run.config().with_overrides(capture_path=str(capture),
+                                                  snapshot_path=str(root / "data" / "snapshots"),
+                                                  lakehouse_root=str(root / "lakehouse"))
     lines = []
     report = run_pipeline(spark, config, progress=lines.append, stages=INGESTION)
     return cases, config.lakehouse, report, lines

@@ -6,7 +6,6 @@ import shutil
 from datetime import datetime, timedelta
 
 import pytest
-from pyspark.sql import functions as F
 
 from capture_files import flat_path, hive_path, sequence, write_capture
 from pipeline_helpers import run_ingestion

@@ -6,7 +6,6 @@ import json
 from datetime import datetime, timedelta
 
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
 
 from capture_files import flat_path, sequence, write_capture
 from pipeline_helpers import local_config, run_ingestion
