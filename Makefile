@@ -35,8 +35,11 @@ demo: setup
 	$(PY) -m metering_analytics.cli demo --data $(DEMO_DATA) --lakehouse $(DEMO_LAKEHOUSE) \
 		--subscriptions $(DEMO_SUBS) --days $(DEMO_DAYS)
 
+# Two workers, one SparkSession each; the tests on the shared pipeline run stay on one worker.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -32,3 +32,11 @@ def pipeline_run(spark, tmp_path_factory):
     from pipeline_run import build_pipeline_run
 
     return build_pipeline_run(tmp_path_factory.mktemp("pipeline_run"))
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`make test`), keep every test on the shared pipeline run on one worker, so the
+    pipeline runs once (a session fixture is built once per worker)."""
+    for item in items:
+        if "pipeline_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pipeline_run"))
