@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -49,6 +50,9 @@ def get_spark(app_name: str = "metering-analytics", *, shuffle_partitions: int =
     if on_databricks():
         return SparkSession.builder.getOrCreate()
 
+    # Python workers (applyInPandas) must run this interpreter, with its pandas and models installed,
+    # not whichever `python3` is first on the PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(os.environ.get("METERING_SPARK_MASTER", "local[*]"))
         .appName(app_name)
