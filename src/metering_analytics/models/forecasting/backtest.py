@@ -119,14 +119,20 @@ def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((actual >= lower) & (actual <= upper)))
 
 
-def conformal_bounds(mean: np.ndarray, residuals: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """yhat + the 10% / 90% quantiles of earlier out-of-sample errors (actual - yhat), clipped at 0."""
-    if not residuals:
+def relative_errors(actual: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Out-of-sample errors relative to the forecast level (actual - yhat) / max(yhat, 1): count series grow
+    and their noise grows with them, so errors measured at last month's level must scale to this month's."""
+    return (actual - mean) / np.maximum(mean, 1.0)
+
+
+def conformal_bounds(mean: np.ndarray, errors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """yhat + max(yhat, 1) x the 10% / 90% quantiles of earlier relative errors, clipped at 0."""
+    if not errors:
         nan = np.full(len(mean), np.nan)
         return nan, nan
-    errors = np.concatenate(residuals)
-    low, high = np.quantile(errors, [0.1, 0.9])
-    return np.maximum(mean + low, 0.0), np.maximum(mean + high, 0.0)
+    low, high = np.quantile(np.concatenate(errors), [0.1, 0.9])
+    scale = np.maximum(mean, 1.0)
+    return np.maximum(mean + low * scale, 0.0), np.maximum(mean + high * scale, 0.0)
 
 
 def regular_series(frame: pd.DataFrame, granularity: str, end: datetime) -> pd.Series:
@@ -192,7 +198,7 @@ def forecast_series(frame: pd.DataFrame, settings: ForecastSettings, ends: dict[
                     "mase": mase(actual, fc.mean, train, seasons.week), "smape": smape(actual, fc.mean),
                     "coverage_80": coverage(actual, lower, upper),
                     "raw_coverage_80": coverage(actual, fc.lower, fc.upper)})
-                errors.append(actual - fc.mean)
+                errors.append(relative_errors(actual, fc.mean))
         except Exception:  # noqa: BLE001 - a model that cannot fit this series is no candidate for it
             if model == BASELINE:
                 raise

@@ -49,7 +49,7 @@ class GranularitySettings:
 @dataclass(frozen=True)
 class ProphetSettings:
     seasonality_mode: str = "multiplicative"
-    changepoint_prior_scale: float = 0.005
+    changepoint_prior_scale: float = 0.5
     seasonality_prior_scale: float = 5.0
     daily_fourier_order: int = 8
     weekly_fourier_order: int = 6
