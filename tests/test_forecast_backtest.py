@@ -44,7 +44,7 @@ def test_windows_are_consecutive_and_train_strictly_before_test():
 
 
 def test_windows_shrink_to_the_history_and_keep_one_selection_window():
-    # 350 periods, 200 needed before the first window: one window of 100 fits... plus a second? (350-200)//100 = 1
+    # (n - min_train) // horizon windows fit: 1 for 350 periods (a selection window), 2 for 420, 0 for 250.
     assert [w.role for w in backtest_windows(350, 100, 300, 200, 2, 2)] == [SELECTION]
     assert [w.role for w in backtest_windows(420, 100, 300, 200, 2, 2)] == [SELECTION, HOLDOUT]
     assert backtest_windows(250, 100, 300, 200, 2, 2) == []

@@ -208,8 +208,6 @@ def projection_input(current_cycle: DataFrame, consumption_daily: DataFrame, pla
 
 def project(inputs: DataFrame, as_of: datetime, lookback_days: int) -> DataFrame:
     """PROJECTION_SCHEMA rows for every subscription in `inputs`, one pandas group per subscription."""
-    from functools import partial
-
     return inputs.groupBy("subscription_key").applyInPandas(
         lambda frame: project_subscription_or_empty(frame, as_of, lookback_days), PROJECTION_SCHEMA)
 

@@ -42,9 +42,6 @@ class GranularitySettings:
     history_days: int
     backtest_horizon_days: int
 
-    def periods_per_day(self, granularity: str) -> int:
-        return 24 if granularity == HOURLY else 1
-
 
 @dataclass(frozen=True)
 class ProphetSettings:
