@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
@@ -86,8 +87,10 @@ def capacity_plan(forecasts: DataFrame, throughput: DataFrame, capacity_events_p
                 F.col("yhat").alias("peak"), F.col("yhat_upper").alias("peak_upper"))
         .join(hourly_days.select("day"), "day", "left_anti")
     )
-    factors = peak_factors(throughput, end, lookback_days, quantile)
-    factor = F.when(F.col("source") == HOURLY, F.col("hourly_factor")).otherwise(F.col("daily_factor"))
+    # One row: taken to the driver so the plan below needs no cross join.
+    factors = peak_factors(throughput, end, lookback_days, quantile).first()
+    factor = F.when(F.col("source") == HOURLY, F.lit(float(factors["hourly_factor"]))) \
+        .otherwise(F.lit(float(factors["daily_factor"])))
     seconds = F.when(F.col("source") == HOURLY, F.lit(3600.0)).otherwise(F.lit(86400.0))
     capacity = float(capacity_events_per_second)
 
@@ -95,7 +98,7 @@ def capacity_plan(forecasts: DataFrame, throughput: DataFrame, capacity_events_p
         return F.round((F.lit(capacity) - peak) / F.lit(capacity) * 100, 2)
 
     planned = (
-        hourly_days.unionByName(daily_days).crossJoin(factors)
+        hourly_days.unionByName(daily_days)
         .withColumn("peak_factor", F.round(factor, 4))
         .withColumn("peak_events_per_second", F.round(F.col("peak") / seconds * F.col("peak_factor"), 4))
         .withColumn("peak_events_per_second_upper",
@@ -106,8 +109,9 @@ def capacity_plan(forecasts: DataFrame, throughput: DataFrame, capacity_events_p
     basis = F.coalesce(F.col("headroom_percent_upper"), F.col("headroom_percent")) if plan_on == "upper" \
         else F.col("headroom_percent")
     planned = planned.withColumn("below_margin", basis < F.lit(float(margin_percent)))
-    first = planned.agg(F.min(F.when(F.col("below_margin"), F.col("day"))).alias("first_breach_date"))
-    return planned.crossJoin(first).select(
+    # One row per forecast day (at most a few hundred): a window over all of them is cheap.
+    first = F.min(F.when(F.col("below_margin"), F.col("day"))).over(Window.partitionBy())
+    return planned.withColumn("first_breach_date", first).select(
         "day", "source", F.round("forecast_events", 4).alias("forecast_events"), "peak_factor",
         "peak_events_per_second", "peak_events_per_second_upper",
         F.lit(capacity_events_per_second).cast("long").alias("capacity_events_per_second"),

@@ -120,25 +120,25 @@ def remaining_usage(history: pd.Series, as_of: datetime, cycle_end: datetime, us
         weekdays = history.index.dayofweek
         profile = history.groupby(weekdays).mean()
         sigma = float(np.std(history.to_numpy() - profile.reindex(weekdays).to_numpy(), ddof=1))
-        rate_of, method = (lambda d: float(profile.get(d.dayofweek, history.mean()))), WEEKDAY_PROFILE
+        # Every weekday is in 7+ consecutive days; the fallback only guards odd inputs.
+        by_weekday = profile.reindex(range(7)).fillna(float(history.mean())).to_numpy()
+        method = WEEKDAY_PROFILE
     elif len(history) > 0:
-        mean = float(history.mean())
         sigma = float(history.std(ddof=1)) if len(history) > 1 else 0.0
-        rate_of, method = (lambda d: mean), DAILY_MEAN
+        by_weekday, method = np.full(7, float(history.mean())), DAILY_MEAN
     else:
         rate = used / elapsed_days if elapsed_days > 0 else 0.0
-        sigma, rate_of, method = 0.0, (lambda d: rate), RUN_RATE
-    expected, variance = 0.0, 0.0
-    day = pd.Timestamp(as_of).normalize()
-    end = pd.Timestamp(cycle_end)
-    while day < end:
-        # The part of this day inside [as_of, cycle_end), as a fraction of the day.
-        share = (min(day + pd.Timedelta(days=1), end) - max(day, pd.Timestamp(as_of))) / pd.Timedelta(days=1)
-        if share > 0:
-            expected += share * rate_of(day)
-            variance += share * sigma ** 2
-        day += pd.Timedelta(days=1)
-    return expected, float(np.sqrt(variance)), method
+        sigma, by_weekday, method = 0.0, np.full(7, rate), RUN_RATE
+    start, end = pd.Timestamp(as_of), pd.Timestamp(cycle_end)
+    if end <= start:
+        return 0.0, 0.0, method
+    days = pd.date_range(start.normalize(), end - pd.Timedelta(microseconds=1), freq="D")
+    # The part of each day inside [as_of, cycle_end), as a fraction of the day.
+    starts, one_day = days.values, np.timedelta64(1, "D")
+    day_end = np.minimum(starts + one_day, end.to_datetime64())
+    share = (day_end - np.maximum(starts, start.to_datetime64())) / one_day
+    expected = float(np.sum(share * by_weekday[days.dayofweek]))
+    return expected, float(sigma * np.sqrt(share.sum())), method
 
 
 def project_subscription(frame: pd.DataFrame, as_of: datetime, lookback_days: int) -> pd.DataFrame:
