@@ -1,4 +1,8 @@
-"""Runs the stages in order (bronze -> silver -> snapshots -> billing -> gold) and reports what each produced."""
+"""Runs the stages in order and reports what each produced.
+
+Ingestion (the hourly job): bronze -> silver -> snapshots -> billing -> gold.
+Models (the daily job): forecasts -> churn -> recommendations, all reading gold.
+"""
 from __future__ import annotations
 
 import time
@@ -16,10 +20,14 @@ from metering_analytics.bronze.stage import run_bronze
 from metering_analytics.config import ConfigError, PipelineConfig
 from metering_analytics.gold.settings import GoldSettings, check_against_catalog, load_gold_settings
 from metering_analytics.gold.stage import report_overage_alerts, run_gold
+from metering_analytics.models.forecasting.settings import ForecastSettings, load_forecast_settings
+from metering_analytics.models.forecasting.stage import run_forecasts
 from metering_analytics.silver.stage import run_silver
 
 Progress = Callable[[str], None]
-GOLD_SETTINGS = "conf/gold.yml"  # relative to the project root (config.base_dir)
+# Settings files, relative to the project root (config.base_dir).
+GOLD_SETTINGS = "conf/gold.yml"
+FORECAST_SETTINGS = "conf/forecast.yml"
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class RunContext:
     config: PipelineConfig
     prices: PriceCatalog
     gold: GoldSettings
+    forecast: ForecastSettings
     progress: Progress = print  # where a stage reports what it finds (the gold stage: overage alerts)
 
 
@@ -90,13 +99,21 @@ def _gold(ctx: RunContext) -> dict:
     return counts
 
 
-STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
+def _forecasts(ctx: RunContext) -> dict:
+    return run_forecasts(ctx.spark, ctx.config.lakehouse, ctx.forecast, data_clock(ctx.spark, ctx.config), ctx.prices)
+
+
+INGESTION_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
     ("bronze", _bronze),
     ("silver", _silver),
     ("snapshots", _snapshots),
     ("billing", _billing),
     ("gold", _gold),
 ]
+MODEL_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
+    ("forecasts", _forecasts),
+]
+STAGES = INGESTION_STAGES + MODEL_STAGES
 
 
 def load_run_context(spark: SparkSession, config: PipelineConfig, progress: Progress = print) -> RunContext:
@@ -107,7 +124,8 @@ def load_run_context(spark: SparkSession, config: PipelineConfig, progress: Prog
         raise ConfigError(str(exc)) from exc
     gold = load_gold_settings(config.base_dir / GOLD_SETTINGS)
     check_against_catalog(gold, prices)
-    return RunContext(spark, config, prices, gold, progress)
+    forecast = load_forecast_settings(config.base_dir / FORECAST_SETTINGS, gold)
+    return RunContext(spark, config, prices, gold, forecast, progress)
 
 
 def run_pipeline(spark: SparkSession, config: PipelineConfig, progress: Progress = print,
