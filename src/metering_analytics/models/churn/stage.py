@@ -7,9 +7,9 @@ deterministic fit, so the same input gives the same tables.
 1. Features for every subscription active at every as-of date of a grid (every `grid_days`, ending
    on the clock's day), labels where the horizon has passed (labels.py).
 2. Time split: the latest labelled dates are the holdout, training dates end a horizon before it.
-3. The heuristic score always; the model when the training dates hold at least
-   `min_churners_for_model` distinct churners. Both, and the recency-only baseline, are evaluated on
-   the train and holdout dates (gold.churn_model_metrics).
+3. The heuristic score always; the model is fitted on the training dates when they hold at least 3
+   churners, and *used* only when they hold `min_churners_for_model`. All of them and the recency-only
+   baseline are evaluated on the train and holdout dates (gold.churn_model_metrics).
 4. The current scores (as-of date = the clock's day) with the model, refitted on every labelled date,
    or the heuristic when there is no model (gold.churn_risk).
 """
@@ -66,6 +66,8 @@ from metering_analytics.schemas import (
 )
 
 MODEL, HEURISTIC, RECENCY_BASELINE = "model", "heuristic", "recency_baseline"
+# Below this many churners in the training dates the model is not even fitted for comparison.
+MIN_CHURNERS_TO_EVALUATE = 3
 
 GOLD_CHURN_FEATURES_SCHEMA = StructType(
     [f for f in CHURN_FEATURES_SCHEMA.fields]
@@ -176,9 +178,9 @@ def current_risk(scored: DataFrame, model: FittedModel | None, settings: ChurnSe
     )
 
 
-def _metrics_rows(scored: DataFrame, model: FittedModel | None, settings: ChurnSettings, split,
+def _metrics_rows(scored: DataFrame, model: FittedModel | None, use_model: bool, settings: ChurnSettings, split,
                   clock: datetime) -> list[tuple]:
-    selected = MODEL if model is not None else HEURISTIC
+    selected = MODEL if use_model else HEURISTIC
     weights = {
         MODEL: None if model is None else {"intercept": model.intercept, **model.coefficients},
         HEURISTIC: dict(settings.heuristic_weights),
@@ -231,17 +233,19 @@ def run_churn(spark: SparkSession, lakehouse: Lakehouse, settings: ChurnSettings
     )
     train = scored.where(F.col("split") == "train")
     train_churners = train.where(F.col("churned") == 1.0).select("subscription_key").distinct().count()
+    # With too few churners the model is still fitted and evaluated, for the comparison, but not used.
     evaluated_model = None
-    if train_churners >= settings.min_churners_for_model:
+    if train_churners >= MIN_CHURNERS_TO_EVALUATE and train.where(F.col("churned") == 0.0).first() is not None:
         evaluated_model = fit_model(train, settings.reg_param, settings.max_iter)
         scored = scored.withColumn(f"score_{MODEL}", evaluated_model.score())
+    use_model = evaluated_model is not None and train_churners >= settings.min_churners_for_model
 
-    metrics = _metrics_rows(scored, evaluated_model, settings, split, clock)
+    metrics = _metrics_rows(scored, evaluated_model, use_model, settings, split, clock)
     _write(lakehouse, "churn_model_metrics", spark.createDataFrame(metrics, CHURN_MODEL_METRICS_SCHEMA))
 
     # The current scores: the same procedure, refitted on every date whose label is known.
     final_model = None
-    if evaluated_model is not None:
+    if use_model:
         final_model = fit_model(scored.where(F.col("label_known")), settings.reg_param, settings.max_iter)
     _write(lakehouse, "churn_risk", current_risk(scored, final_model, settings, clock))
 
@@ -254,6 +258,7 @@ def run_churn(spark: SparkSession, lakehouse: Lakehouse, settings: ChurnSettings
         "train_dates": len(split.train),
         "holdout_dates": len(split.holdout),
         "train_churners": train_churners,
+        "min_churners_for_model": settings.min_churners_for_model,
         "holdout": holdout,
         "bands": {r["risk_band"]: r["n"] for r in
                   read("churn_risk").groupBy("risk_band").agg(F.count(F.lit(1)).alias("n")).collect()},
