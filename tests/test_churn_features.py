@@ -23,7 +23,7 @@ from metering_analytics.models.churn.drivers import (
     drivers_summary,
     top_drivers,
 )
-from metering_analytics.models.churn.features import as_of_dates, churn_features, grid_frame
+from metering_analytics.models.churn.features import as_of_dates, churn_features
 from metering_analytics.models.churn.heuristic import (
     DEFAULT_WEIGHTS,
     heuristic_contributions,
@@ -64,7 +64,7 @@ def scored(spark):
                                   expected_quantity=1.0, billed_quantity=0.0, difference=1.0, submission_count=1)
                              for h in range(2)], RECONCILIATION_SCHEMA)
     features = churn_features(monthly_subscriptions(spark, KEYS), two_meter_plan(spark, KEYS), _history(spark),
-                              rejected, grid_frame(spark, [T]))
+                              rejected, [T])
     weights = DEFAULT_WEIGHTS
     drivers = top_drivers(heuristic_contributions(weights), MIN_HEURISTIC_CONTRIBUTION, 3)
     rows = (
@@ -143,7 +143,7 @@ def test_features_never_look_at_the_as_of_day_or_later(spark):
     base = day_rows("steady", "api", HISTORY, lambda d: 10)
     later = day_rows("steady", "api", days_between(T, T + timedelta(days=10)), lambda d: 500)
     subs, plan = monthly_subscriptions(spark, ["steady"]), two_meter_plan(spark, ["steady"])
-    grid = grid_frame(spark, [T])
+    grid = [T]
     cols = ["events_7d", "events_28d", "days_without_usage", "included_use_28d"]
     without = churn_features(subs, plan, consumption_df(spark, base), no_reconciliation(spark), grid)
     with_future = churn_features(subs, plan, consumption_df(spark, base + later), no_reconciliation(spark), grid)

@@ -107,8 +107,9 @@ def _trend(recent_rate: Column, base_rate: Column) -> Column:
 
 
 def churn_features(subscriptions: DataFrame, plan_dimensions: DataFrame, consumption_daily: DataFrame,
-                   reconciliation: DataFrame, grid: DataFrame) -> DataFrame:
-    """CHURN_FEATURES_SCHEMA rows: one per subscription active at each as-of date of `grid`."""
+                   reconciliation: DataFrame, dates: list[date]) -> DataFrame:
+    """CHURN_FEATURES_SCHEMA rows: one per subscription active at each of the as-of `dates`."""
+    grid = grid_frame(subscriptions.sparkSession, dates)
     t = F.col("as_of_date")
     t_ts = t.cast("timestamp")
     start_day = F.to_date("subscription_start")
@@ -128,9 +129,14 @@ def churn_features(subscriptions: DataFrame, plan_dimensions: DataFrame, consump
     )
     daily = daily_meter_usage(consumption_daily)
     keys = rows.select("subscription_key", "as_of_date", "renewal_months")
+    # Each day's usage goes to the (few) as-of dates whose 56-day window holds it: an equi-join on
+    # (subscription, as-of date) instead of comparing every day with every date.
+    grid_dates = F.array(*[F.lit(d) for d in dates]) if dates else F.array().cast("array<date>")
+    day = F.col("day")
+    windows_holding_day = F.filter(grid_dates, lambda d: (d > day) & (d <= F.date_add(day, 56)))
     windowed = (
-        keys.join(daily, "subscription_key")
-        .where((F.col("day") >= _days_before(t, 56)) & (F.col("day") < t))
+        daily.withColumn("as_of_date", F.explode(windows_holding_day))
+        .join(keys, ["subscription_key", "as_of_date"])
         .withColumn("in_7d", F.col("day") >= _days_before(t, 7))
         .withColumn("in_28d", F.col("day") >= _days_before(t, 28))
     )

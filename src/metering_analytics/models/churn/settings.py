@@ -28,8 +28,8 @@ class ChurnSettings:
     min_history_days: int = 28  # the first as-of date is this long after the first day with usage
     holdout_fraction: float = 0.3  # share of the labelled as-of dates (the latest) kept for validation
     min_churners_for_model: int = 20  # distinct churned subscriptions the training dates need for a model
-    medium_band: float = 0.25  # churn_risk from here: medium
-    high_band: float = 0.5  # from here: high
+    medium_band: float = 0.1  # churn_risk from here: medium
+    high_band: float = 0.2  # from here: high
     heuristic_weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(dict(DEFAULT_WEIGHTS)))
     reg_param: float = 0.01  # L2 regularisation of the logistic regression
     max_iter: int = 100

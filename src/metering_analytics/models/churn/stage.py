@@ -48,7 +48,6 @@ from metering_analytics.models.churn.features import (
     CHURN_FEATURES_SCHEMA,
     as_of_dates,
     churn_features,
-    grid_frame,
 )
 from metering_analytics.models.churn.heuristic import (
     heuristic_contributions,
@@ -144,13 +143,11 @@ def risk_band(score: F.Column, settings: ChurnSettings) -> F.Column:
 def labelled_features(subscriptions: DataFrame, plan_dimensions: DataFrame, consumption_daily: DataFrame,
                       reconciliation: DataFrame, settings: ChurnSettings, clock: datetime):
     """(GOLD_CHURN_FEATURES_SCHEMA rows, the TimeSplit) for the as-of grid of the data."""
-    spark = subscriptions.sparkSession
     first_day = consumption_daily.agg(F.min("day")).first()[0]
     dates = as_of_dates(first_day, clock, settings.grid_days, settings.min_history_days)
     split = time_split(labelled_dates(dates, settings.horizon_days, clock), settings.holdout_fraction,
                        settings.horizon_days)
-    features = churn_features(subscriptions, plan_dimensions, consumption_daily, reconciliation,
-                              grid_frame(spark, dates))
+    features = churn_features(subscriptions, plan_dimensions, consumption_daily, reconciliation, dates)
     labelled = with_split(with_labels(features, settings.horizon_days, clock), split)
     return labelled.withColumn("churned", F.col("churned") == 1.0), split
 
