@@ -27,8 +27,6 @@ BUILT_IN = {"bundle.name", "bundle.target", "workspace.current_user.short_name",
             "workspace.current_user.userName", "workspace.file_path", "workspace.root_path"}
 # Job keys that belong to the bundle, not to the Jobs API.
 BUNDLE_ONLY_JOB_KEYS = {"permissions"}
-# Stages that have a notebook before the library has them (being added in parallel).
-PLANNED_STAGES = {"gold", "forecasts", "churn", "recommendations"}
 # Which job runs which stage notebooks, in this order.
 INGESTION_STAGES = ["bronze", "silver", "snapshots", "billing", "gold"]
 MODEL_STAGES = ["forecasts", "churn", "recommendations"]
@@ -140,7 +138,7 @@ def _notebook_stage(path: Path) -> str:
 
 
 def _known_stages() -> set[str]:
-    return set(jobs.stage_names()) | PLANNED_STAGES
+    return set(jobs.stage_names())
 
 
 # -- the bundle files ---------------------------------------------------------------------------
@@ -248,10 +246,12 @@ def test_every_stage_is_run_by_exactly_one_job(job_resources):
     assert sorted(stages) == sorted(INGESTION_STAGES + MODEL_STAGES)
 
 
-@pytest.mark.xfail(reason="the model stages join pipeline.STAGES when the model branches are merged",
-                   strict=False)
-def test_every_model_stage_notebook_has_its_library_stage():
-    assert set(MODEL_STAGES) <= set(jobs.stage_names())
+def test_the_jobs_split_the_pipeline_stages_as_the_library_does():
+    from metering_analytics import pipeline
+
+    assert [name for name, _ in pipeline.INGESTION_STAGES] == INGESTION_STAGES
+    assert [name for name, _ in pipeline.MODEL_STAGES] == MODEL_STAGES
+    assert jobs.stage_names() == INGESTION_STAGES + MODEL_STAGES
 
 
 def test_tasks_point_at_existing_notebooks_wheels_and_entry_points(bundle, job_resources):

@@ -182,7 +182,7 @@ def test_local_dashboards_written_with_pending_parts_named(built):
     result = built["result"]
     assert set(result["dashboards"]) == {"sales", "operations", "customer_success"}
     assert len(result["reports"]) == 8
-    assert any("plan_recommendations" in p for p in result["pending"])
+    assert not result["pending"]  # the model tables are built by the shared run
 
 
 def _page_check(page, path: Path, screenshot: Path) -> list:

@@ -20,14 +20,19 @@ from metering_analytics.bronze.stage import run_bronze
 from metering_analytics.config import ConfigError, PipelineConfig
 from metering_analytics.gold.settings import GoldSettings, check_against_catalog, load_gold_settings
 from metering_analytics.gold.stage import report_overage_alerts, run_gold
+from metering_analytics.models.churn.settings import ChurnSettings, load_churn_settings
+from metering_analytics.models.churn.stage import run_churn
 from metering_analytics.models.forecasting.settings import ForecastSettings, load_forecast_settings
 from metering_analytics.models.forecasting.stage import run_forecasts
+from metering_analytics.models.recommendations.settings import RecommendationSettings, load_recommendation_settings
+from metering_analytics.models.recommendations.stage import run_recommendations
 from metering_analytics.silver.stage import run_silver
 
 Progress = Callable[[str], None]
 # Settings files, relative to the project root (config.base_dir).
 GOLD_SETTINGS = "conf/gold.yml"
 FORECAST_SETTINGS = "conf/forecast.yml"
+CHURN_SETTINGS = "conf/churn.yml"  # its `churn` and `recommendations` sections
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class RunContext:
     prices: PriceCatalog
     gold: GoldSettings
     forecast: ForecastSettings
+    churn: ChurnSettings
+    recommendations: RecommendationSettings
     progress: Progress = print  # where a stage reports what it finds (the gold stage: overage alerts)
 
 
@@ -110,8 +117,19 @@ INGESTION_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
     ("billing", _billing),
     ("gold", _gold),
 ]
+def _churn(ctx: RunContext) -> dict:
+    return run_churn(ctx.spark, ctx.config.lakehouse, ctx.churn, data_clock(ctx.spark, ctx.config))
+
+
+def _recommendations(ctx: RunContext) -> dict:
+    return run_recommendations(ctx.spark, ctx.config.lakehouse, ctx.prices, data_clock(ctx.spark, ctx.config),
+                               ctx.recommendations)
+
+
 MODEL_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
     ("forecasts", _forecasts),
+    ("churn", _churn),
+    ("recommendations", _recommendations),
 ]
 STAGES = INGESTION_STAGES + MODEL_STAGES
 
@@ -125,7 +143,9 @@ def load_run_context(spark: SparkSession, config: PipelineConfig, progress: Prog
     gold = load_gold_settings(config.base_dir / GOLD_SETTINGS)
     check_against_catalog(gold, prices)
     forecast = load_forecast_settings(config.base_dir / FORECAST_SETTINGS, gold)
-    return RunContext(spark, config, prices, gold, forecast, progress)
+    churn = load_churn_settings(config.base_dir / CHURN_SETTINGS)
+    recommendations = load_recommendation_settings(config.base_dir / CHURN_SETTINGS)
+    return RunContext(spark, config, prices, gold, forecast, churn, recommendations, progress)
 
 
 def run_pipeline(spark: SparkSession, config: PipelineConfig, progress: Progress = print,
