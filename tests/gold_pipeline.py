@@ -1,5 +1,7 @@
-"""One small pipeline run shared by the SQL view and column comment tests (session-scoped: it costs ~1 min)."""
+"""One small pipeline run shared by the SQL view and column comment tests (session-scoped: the slow part of those tests)."""
 from __future__ import annotations
+
+from datetime import datetime
 
 import pytest
 
@@ -12,9 +14,9 @@ from metering_analytics.pipeline import run_pipeline
 @pytest.fixture(scope="session")
 def gold_lakehouse(spark, tmp_path_factory) -> Lakehouse:
     root = tmp_path_factory.mktemp("gold_pipeline")
-    # 35 days from Jan 1: two calendar months, so "this month vs last month" has both.
-    generate(root / "data", subscriptions=8, days=35, seed=11, window_minutes=720,
-             events_per_subscription_hour=2.0)
+    # Two weeks across a month end, so "this month vs last month" has both; few, large Capture files.
+    generate(root / "data", subscriptions=8, days=14, seed=11, start=datetime(2025, 1, 22), partitions=2,
+             window_minutes=1440, events_per_subscription_hour=2.0)
     config = load_config().with_overrides(capture_path=str(root / "data" / "capture"),
                                           snapshot_path=str(root / "data" / "snapshots"),
                                           lakehouse_root=str(root / "lakehouse"))
