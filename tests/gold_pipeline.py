@@ -1,4 +1,4 @@
-"""One small pipeline run shared by the SQL view and column comment tests (session-scoped: the slow part of those tests)."""
+"""One small pipeline run, shared by the SQL view and the column comment tests (their slow part)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,9 +11,19 @@ from metering_analytics.io.lakehouse import Lakehouse
 from metering_analytics.pipeline import run_pipeline
 
 
+# Test modules import the fixture, and pytest then holds one definition per module: the run itself is
+# cached here, so it happens once per session however many modules use it.
+_BUILT: dict[str, Lakehouse] = {}
+
+
 @pytest.fixture(scope="session")
 def gold_lakehouse(spark, tmp_path_factory) -> Lakehouse:
-    root = tmp_path_factory.mktemp("gold_pipeline")
+    if "lakehouse" not in _BUILT:
+        _BUILT["lakehouse"] = _build(spark, tmp_path_factory.mktemp("gold_pipeline"))
+    return _BUILT["lakehouse"]
+
+
+def _build(spark, root) -> Lakehouse:
     # Two weeks across a month end, so "this month vs last month" has both; few, large Capture files.
     generate(root / "data", subscriptions=8, days=14, seed=11, start=datetime(2025, 1, 22), partitions=2,
              window_minutes=1440, events_per_subscription_hour=2.0)
