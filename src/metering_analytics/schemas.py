@@ -131,6 +131,9 @@ MESSAGE_VALUE_SCHEMA = StructType(
         StructField("timestamp", StringType()),
         StructField("meterName", StringType()),
         StructField("quantity", StringType()),
+        # UsageReported: the application's key/value pairs, kept as JSON text here and parsed on their own
+        # (silver.facts.body_properties), so a malformed `properties` cannot void the rest of the message.
+        StructField("properties", StringType()),
         # UsageSubmittedToAPI
         StructField(
             "httpHeaders",

@@ -82,30 +82,38 @@ def deletion_body(sub: Subscription) -> bytes:
     return body("SubscriptionDeleted", sub.identity())
 
 
-def usage_value(identity: dict[str, str], timestamp: str, meter_name: str, quantity: Any) -> dict[str, Any]:
-    return {**identity, "timestamp": timestamp, "meterName": meter_name, "quantity": quantity}
+def usage_value(identity: dict[str, str], timestamp: str, meter_name: str, quantity: Any,
+                properties: dict[str, str] | None = None) -> dict[str, Any]:
+    """A UsageReported value as the accelerator's SDK writes it: `properties` after the quantity, left
+    out when the application set none (as in the accelerator's own samples)."""
+    value = {**identity, "timestamp": timestamp, "meterName": meter_name, "quantity": quantity}
+    if properties:
+        value["properties"] = dict(properties)
+    return value
 
 
 def usage_body_reference(sub: Subscription, meter: MeterSpec, timestamp: str, quantity: Any) -> bytes:
-    text = json.dumps({"type": "UsageReported", "value": usage_value(sub.identity(), timestamp, meter.name, quantity)},
-                      indent=2)
+    value = usage_value(sub.identity(), timestamp, meter.name, quantity, sub.properties.get(meter.name))
+    text = json.dumps({"type": "UsageReported", "value": value}, indent=2)
     return ((BOM if sub.bom else "") + text).encode("utf-8")
 
 
 class UsageTemplate:
     """A subscription's UsageReported body for one meter, filled with timestamp and quantity text."""
 
-    __slots__ = ("head", "middle")
-    _TAIL = "\n  }\n}"
+    __slots__ = ("head", "middle", "tail")
 
     def __init__(self, sub: Subscription, meter: MeterSpec) -> None:
         ident = "".join(f"    {_json_string(k)}: {_json_string(v)},\n" for k, v in sub.identity().items())
         self.head = ((BOM if sub.bom else "") + '{\n  "type": "UsageReported",\n  "value": {\n' + ident
                      + '    "timestamp": "')
         self.middle = f'",\n    "meterName": {_json_string(meter.name)},\n    "quantity": '
+        properties = sub.properties.get(meter.name)
+        self.tail = ((',\n    "properties": ' + pretty_json(dict(properties), "\n    ") if properties else "")
+                     + "\n  }\n}")
 
     def render(self, timestamp: str, quantity_json: str) -> bytes:
-        return (self.head + timestamp + self.middle + quantity_json + self._TAIL).encode("utf-8")
+        return (self.head + timestamp + self.middle + quantity_json + self.tail).encode("utf-8")
 
 
 def ping_body(partition: int, local_time: str, reason: str, sender: str) -> bytes:

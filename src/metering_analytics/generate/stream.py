@@ -43,6 +43,8 @@ UNPROCESSABLE_KEPT = 1000  # the accelerator keeps them until told to drop them;
 # (at, origin, order, partition, kind, subscription index or -1, body, partition key,
 #  Avro-encoded application properties, payload)
 Message = tuple[int, int, int, int, str, int, "bytes | None", "str | None", bytes, Any]
+# Capture's application Properties map. The accelerator's SDK sends an event's properties inside the
+# UsageReported body (`value.properties`, see messages.UsageTemplate), so every record leaves this empty.
 _NO_PROPERTIES = encode_map({})
 
 
@@ -175,7 +177,7 @@ class HourlyStream:
             used = {m.name for m in sub.meters}
             self.states[index] = SubscriptionState(
                 sub, SubscriptionAccountant(meters, RENEWAL_MONTHS[sub.renewal_interval], sub.start),
-                [(messages.UsageTemplate(sub, m), m.name, m.integral, encode_map(sub.properties[m.name]))
+                [(messages.UsageTemplate(sub, m), m.name, m.integral, _NO_PROPERTIES)
                  if m.name in used
                  else None for m in sub.plan.meters],
                 messages.AcceptedTemplate(sub))

@@ -38,6 +38,7 @@ _SECTIONS = {
     "heatmap": {"timezone", "lookback_days"},
     "event_hubs": {"throughput_units"},
     "top_customers": {"size"},
+    "usage_by_property": {"keys", "top_values"},
 }
 
 
@@ -57,6 +58,8 @@ class GoldSettings:
     heatmap_lookback_days: int = 91  # 0 = all history
     throughput_units: int = 1  # Event Hubs ingress capacity: 1,000 events/s per unit
     top_customers: int = 10
+    property_keys: tuple[str, ...] = ()  # gold.usage_by_property: none unless configured
+    property_top_values: int = 20
     source: str = "gold settings"
 
     @property
@@ -101,6 +104,21 @@ def _timezone(value: Any, where: str) -> str:
     return value
 
 
+def _property_keys(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list of property names such as [region, feature], got {value!r}")
+    keys = []
+    for i, key in enumerate(value):
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{where}[{i}]: must be a non-empty property name, got {key!r}")
+        if key in keys:
+            raise ConfigError(f"{where}[{i}]: {key!r} is listed twice")
+        keys.append(key)
+    return tuple(keys)
+
+
 def _thresholds(raw: Any, where: str) -> tuple[OverageThreshold, ...]:
     found = []
     for plan_id, dimensions in _mapping(raw, where).items():
@@ -137,6 +155,9 @@ def parse_gold_settings(raw: Any, source: str = "gold settings") -> GoldSettings
         throughput_units=_integer(sections["event_hubs"].get("throughput_units", 1),
                                   f"{source}: event_hubs.throughput_units", 1, 100000),
         top_customers=_integer(sections["top_customers"].get("size", 10), f"{source}: top_customers.size", 1, 1000),
+        property_keys=_property_keys(sections["usage_by_property"].get("keys"), f"{source}: usage_by_property.keys"),
+        property_top_values=_integer(sections["usage_by_property"].get("top_values", 20),
+                                     f"{source}: usage_by_property.top_values", 1, 10000),
         source=source,
     )
 

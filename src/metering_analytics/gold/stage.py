@@ -8,7 +8,8 @@ from what was written, so they all agree with each other.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -26,8 +27,12 @@ from metering_analytics.gold.alerts import (
     overage_alerts,
 )
 from metering_analytics.gold.mrr import SALES_MRR_SCHEMA, sales_mrr, subscription_mrr
+from metering_analytics.gold.properties import USAGE_BY_PROPERTY_SCHEMA, usage_by_property
 from metering_analytics.gold.settings import GoldSettings, thresholds_frame
+from metering_analytics.config import PROJECT_ROOT
+from metering_analytics.gold.views import create_views, view_definitions
 from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
+from metering_analytics.io.table_docs import TableDoc, comment_tables, documented, load_table_docs
 from metering_analytics.schemas import (
     BRONZE_EVENTS_SCHEMA,
     SILVER_MAINTENANCE_SCHEMA,
@@ -57,6 +62,7 @@ GOLD_PERSONA_SCHEMAS: dict[str, StructType] = {
     "sales_usage_heatmap": sales.HEATMAP_SCHEMA,
     "sales_trends": sales.TRENDS_SCHEMA,
     "sales_plan_fit": sales.PLAN_FIT_SCHEMA,
+    "usage_by_property": USAGE_BY_PROPERTY_SCHEMA,
     "ops_event_totals_hourly": ops.EVENT_TOTALS_HOURLY_SCHEMA,
     "ops_event_totals_daily": ops.EVENT_TOTALS_DAILY_SCHEMA,
     "ops_events_by_subscription_daily": ops.EVENTS_BY_SUBSCRIPTION_DAILY_SCHEMA,
@@ -81,13 +87,26 @@ _SILVER = {
 _NO_DATA_CLOCK = datetime(1970, 1, 1)
 
 
+def project_dir(settings: GoldSettings) -> Path:
+    """The project folder the settings were read from (`<project>/conf/gold.yml`): where docs/ and sql/
+    are, also on Databricks, where the bundle syncs the repository. Else this package's project."""
+    source = Path(settings.source)
+    if source.is_file() and source.resolve().parent.name == "conf":
+        return source.resolve().parent.parent
+    return PROJECT_ROOT
+
+
 def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, as_of: datetime | None,
-             prices: PriceCatalog) -> dict[str, int]:
+             prices: PriceCatalog, project: Path | None = None) -> dict[str, int]:
     """Rebuild every persona table; returns {"gold.<table>": row count}.
 
     `as_of` is the report clock (naive means UTC); the pipeline passes the latest enqueued time. None
     takes that from bronze.events here. `prices` values MRR and submissions (billing's catalog).
+    `project` holds docs/ (table and column comments of every gold table) and sql/views/ (the SQL views
+    created at the end); default: project_dir(settings).
     """
+    project = project or project_dir(settings)
+    docs = load_table_docs(project / "docs")
     require_utc_session(spark)
     silver = {t: lakehouse.read_or_empty(spark, "silver", t, schema) for t, schema in _SILVER.items()}
     billing = {t: lakehouse.read_or_empty(spark, "gold", t, schema) for t, schema in GOLD_BILLING_SCHEMAS.items()}
@@ -95,7 +114,7 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
     if as_of is None:
         as_of = bronze.agg(F.max("enqueued_time")).first()[0] or _NO_DATA_CLOCK
     as_of = utc_naive(as_of)
-    write = _writer(lakehouse)
+    write = _writer(lakehouse, docs)
     read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     usage, subscriptions, plan_dimensions = silver["usage_events"], silver["subscriptions"], silver["plan_dimensions"]
     included_balance, revenue = billing["included_balance"], billing["revenue_daily"]
@@ -123,6 +142,7 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
           sales.usage_heatmap(usage, settings.heatmap_timezone, settings.heatmap_lookback_days, as_of))
     write("sales_trends", sales.trends(daily, revenue, as_of))
     write("sales_plan_fit", sales.plan_fit(subscriptions, plan_dimensions, included_balance, as_of))
+    write("usage_by_property", usage_by_property(usage, settings.property_keys, settings.property_top_values))
 
     classified = ops.classified_messages(usage, silver["marketplace_submissions"], silver["pings"],
                                          silver["maintenance"], silver["subscription_lifecycle"], silver["quarantine"])
@@ -137,7 +157,17 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
                                       unit_price_frame(spark, prices), prices.currency))
     write("ops_data_quality_daily", ops.data_quality_daily(silver["quarantine"]))
     write("ops_data_freshness", ops.data_freshness(bronze, as_of))
+    finish_gold_layer(spark, lakehouse, docs, project / "sql" / "views")
     return {f"gold.{table}": read(table).count() for table in GOLD_PERSONA_SCHEMAS}
+
+
+def finish_gold_layer(spark: SparkSession, lakehouse: Lakehouse, docs: Mapping[str, TableDoc],
+                      views_dir: Path) -> dict:
+    """Comment every gold table present from the docs (billing's and any other stage's too), then
+    create the SQL views; returns what was done, for a report."""
+    comments = comment_tables(spark, lakehouse, "gold", docs)
+    views = create_views(spark, lakehouse, view_definitions(views_dir))
+    return {**comments, "views": views}
 
 
 def report_overage_alerts(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings,
@@ -150,7 +180,9 @@ def report_overage_alerts(spark: SparkSession, lakehouse: Lakehouse, settings: G
         assert_no_overage_alerts(alerts)
 
 
-def _writer(lakehouse: Lakehouse) -> Callable[[str, DataFrame], None]:
+def _writer(lakehouse: Lakehouse, docs: Mapping[str, TableDoc]) -> Callable[[str, DataFrame], None]:
     def write(table: str, df: DataFrame) -> None:
-        lakehouse.overwrite(with_columns_of(df, GOLD_PERSONA_SCHEMAS[table]), "gold", table)
+        # The column comments travel in the schema: the write stores them, no extra commit.
+        shaped = documented(with_columns_of(df, GOLD_PERSONA_SCHEMAS[table]), docs.get(f"gold.{table}"))
+        lakehouse.overwrite(shaped, "gold", table)
     return write

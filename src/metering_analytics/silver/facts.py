@@ -1,8 +1,9 @@
 """Decoded, valid messages -> silver fact rows, one function per message type (pure transforms)."""
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import MapType, StringType
 
 from metering_analytics.io.lakehouse import with_columns_of
 from metering_analytics.schemas import (
@@ -20,6 +21,31 @@ USAGE_CANDIDATE_COLUMNS = (
     "partition_id", "sequence_number", "enqueued_time", "resource_id", "resource_uri",
     "meter_name", "quantity", "event_timestamp", "properties", "body", "source_file",
 )
+
+
+PROPERTIES_SCHEMA = MapType(StringType(), StringType())
+
+
+def body_properties(properties_json: Column) -> Column:
+    """A UsageReported body's `value.properties` (JSON text) -> map<string,string>.
+
+    Non-string values are kept as their JSON text (`1.5`, `true`, `{"a":1}`); a JSON null stays null;
+    anything that is not a JSON object gives null (no properties), never a rejected message.
+    """
+    return F.from_json(properties_json, PROPERTIES_SCHEMA)
+
+
+def merged_properties(body: Column, application: Column) -> Column:
+    """Body properties, plus the Capture record's application properties for keys the body does not set.
+
+    Written without map_concat's duplicate-key policy, so the result never depends on a session setting.
+    Null when neither side has any entry.
+    """
+    body = F.coalesce(body, F.create_map().cast(PROPERTIES_SCHEMA))
+    application = F.coalesce(application, F.create_map().cast(PROPERTIES_SCHEMA))
+    only_application = F.map_filter(application, lambda k, _v: ~F.array_contains(F.map_keys(body), k))
+    merged = F.map_concat(body, only_application)
+    return F.when(F.size(merged) > 0, merged)
 
 
 def _valid(decoded: DataFrame, message_type: str) -> DataFrame:
@@ -55,7 +81,8 @@ def usage_candidates(decoded: DataFrame) -> DataFrame:
         F.col("value.meterName").alias("meter_name"),
         parse_quantity(F.col("value.quantity")).alias("quantity"),
         parse_body_timestamp(F.col("value.timestamp")).alias("event_timestamp"),
-        "properties", "body", "source_file",
+        merged_properties(body_properties(F.col("value.properties")), F.col("properties")).alias("properties"),
+        "body", "source_file",
     )
 
 
