@@ -40,3 +40,10 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "pipeline_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("pipeline_run"))
+
+
+@pytest.fixture()
+def gold_lakehouse(spark, pipeline_run):
+    """The shared pipeline run's lakehouse, its tables (and the views over them) resolvable by name."""
+    pipeline_run.register(spark)
+    return pipeline_run.tables

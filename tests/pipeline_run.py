@@ -66,7 +66,8 @@ def run_notebook(notebook: Path) -> dict:
 
 
 def test_conf(root: Path) -> Path:
-    """A copy of conf/ whose overage thresholds are all 0, so every product has alerts to show."""
+    """A project folder with a copy of conf/ whose overage thresholds are all 0 (every product has alerts
+    to show), and the project's docs/ and sql/."""
     conf = root / "project" / "conf"
     shutil.copytree(PROJECT / "conf", conf)
     gold = yaml.safe_load((conf / "gold.yml").read_text())
@@ -75,6 +76,8 @@ def test_conf(root: Path) -> Path:
             for kind in kinds:
                 kinds[kind] = 0
     (conf / "gold.yml").write_text(yaml.safe_dump(gold))
+    for shared in ("docs", "sql"):  # column comments and SQL views come from the project's files
+        (conf.parent / shared).symlink_to(PROJECT / shared)
     return conf / "pipeline.yml"
 
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from gold_pipeline import gold_lakehouse  # noqa: F401 - the shared pipeline run
 from metering_analytics.gold.views import read_view, view_definitions
 
 VIEWS_DIR = Path(__file__).resolve().parents[1] / "sql" / "views"
@@ -22,7 +21,7 @@ def test_every_view_file_is_one_commented_select():
         assert view.name.startswith(("v_sales_", "v_ops_", "v_cs_")) and view.comment, view.name
 
 
-def test_every_view_runs_in_the_gold_schema(spark, gold_lakehouse):  # noqa: F811
+def test_every_view_runs_in_the_gold_schema(spark, gold_lakehouse):
     for view in view_definitions(VIEWS_DIR):
         name = gold_lakehouse.table_name("gold", view.name)
         rows = spark.table(name).count()
@@ -31,7 +30,7 @@ def test_every_view_runs_in_the_gold_schema(spark, gold_lakehouse):  # noqa: F81
     assert "mrr" in described
 
 
-def test_views_agree_with_their_tables(spark, gold_lakehouse):  # noqa: F811
+def test_views_agree_with_their_tables(spark, gold_lakehouse):
     mrr_view = spark.sql("SELECT sum(mrr) AS m, sum(net_new_mrr) AS n FROM gold.v_sales_mrr_movements").first()
     mrr_table = spark.sql("SELECT sum(mrr) AS m, sum(net_new_mrr) AS n FROM gold.sales_mrr").first()
     assert mrr_view == mrr_table

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gold_pipeline import gold_lakehouse  # noqa: F401 - the shared pipeline run
 from metering_analytics.io.table_docs import load_table_docs, parse_table_docs
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -38,7 +37,7 @@ def test_parser_handles_grouped_columns_and_headings_naming_several_tables():
     assert dict(docs["gold.c"].columns) == {"only": "one"} and docs["gold.c"].description == ""
 
 
-def test_every_gold_column_has_a_comment_readable_from_sql(spark, gold_lakehouse):  # noqa: F811
+def test_every_gold_column_has_a_comment_readable_from_sql(spark, gold_lakehouse):
     docs = load_table_docs(DOCS)
     tables = [n for n in gold_lakehouse.register_all(spark) if n.startswith("gold.")]
     assert "gold.usage_by_property" in tables and "gold.marketplace_usage" in tables
@@ -54,7 +53,7 @@ def test_every_gold_column_has_a_comment_readable_from_sql(spark, gold_lakehouse
     assert bare == []
 
 
-def test_gold_tables_are_readable_on_the_jvm_side_and_usage_by_property_is_filled(spark, gold_lakehouse):  # noqa: F811
+def test_gold_tables_are_readable_on_the_jvm_side_and_usage_by_property_is_filled(spark, gold_lakehouse):
     # What a Scala cell's spark.table(...) does: the JVM session reads the same catalog entry.
     jvm_rows = spark._jsparkSession.table("gold.usage_by_property").count()
     assert jvm_rows == spark.table("gold.usage_by_property").count() > 0

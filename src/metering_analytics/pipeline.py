@@ -19,7 +19,8 @@ from metering_analytics.bronze.snapshots import run_snapshots
 from metering_analytics.bronze.stage import run_bronze
 from metering_analytics.config import ConfigError, PipelineConfig
 from metering_analytics.gold.settings import GoldSettings, check_against_catalog, load_gold_settings
-from metering_analytics.gold.stage import report_overage_alerts, run_gold
+from metering_analytics.gold.stage import project_dir, report_overage_alerts, run_gold
+from metering_analytics.io.table_docs import comment_tables, load_table_docs
 from metering_analytics.models.churn.settings import ChurnSettings, load_churn_settings
 from metering_analytics.models.churn.stage import run_churn
 from metering_analytics.models.forecasting.settings import ForecastSettings, load_forecast_settings
@@ -106,8 +107,16 @@ def _gold(ctx: RunContext) -> dict:
     return counts
 
 
+def _documented(ctx: RunContext, details: dict) -> dict:
+    """A model stage's tables get their table and column comments from docs/ as the gold stage's do."""
+    docs = load_table_docs(project_dir(ctx.gold) / "docs")
+    undocumented = comment_tables(ctx.spark, ctx.config.lakehouse, "gold", docs)["undocumented_columns"]
+    return {**details, **({"undocumented_columns": undocumented} if undocumented else {})}
+
+
 def _forecasts(ctx: RunContext) -> dict:
-    return run_forecasts(ctx.spark, ctx.config.lakehouse, ctx.forecast, data_clock(ctx.spark, ctx.config), ctx.prices)
+    as_of = data_clock(ctx.spark, ctx.config)
+    return _documented(ctx, run_forecasts(ctx.spark, ctx.config.lakehouse, ctx.forecast, as_of, ctx.prices))
 
 
 INGESTION_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
@@ -118,12 +127,13 @@ INGESTION_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
     ("gold", _gold),
 ]
 def _churn(ctx: RunContext) -> dict:
-    return run_churn(ctx.spark, ctx.config.lakehouse, ctx.churn, data_clock(ctx.spark, ctx.config))
+    return _documented(ctx, run_churn(ctx.spark, ctx.config.lakehouse, ctx.churn, data_clock(ctx.spark, ctx.config)))
 
 
 def _recommendations(ctx: RunContext) -> dict:
-    return run_recommendations(ctx.spark, ctx.config.lakehouse, ctx.prices, data_clock(ctx.spark, ctx.config),
-                               ctx.recommendations)
+    as_of = data_clock(ctx.spark, ctx.config)
+    return _documented(ctx, run_recommendations(ctx.spark, ctx.config.lakehouse, ctx.prices, as_of,
+                                                ctx.recommendations))
 
 
 MODEL_STAGES: list[tuple[str, Callable[[RunContext], dict]]] = [
