@@ -1,6 +1,7 @@
 """One session-scoped SparkSession for the whole suite (local, Delta + Avro, 2 shuffle partitions)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ def spark(tmp_path_factory):
 
     warehouse = tmp_path_factory.mktemp("warehouse")
     session = get_spark("metering-analytics-tests", shuffle_partitions=2, warehouse_dir=warehouse)
+    if os.environ.get("METERING_TEST_SPARK_TUNING", "1") == "1":
+        # Tests run hundreds of small queries on tiny data: compiling Java code for each plan and
+        # re-planning at run time cost more than they save there.
+        session.conf.set("spark.sql.codegen.wholeStage", "false")
+        session.conf.set("spark.sql.adaptive.enabled", "false")
     yield session
     session.stop()
 
@@ -34,6 +40,7 @@ def pipeline_run(spark, tmp_path_factory):
     return build_pipeline_run(tmp_path_factory.mktemp("pipeline_run"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`make test`), keep every test on the shared pipeline run on one worker, so the
     pipeline runs once (a session fixture is built once per worker)."""

@@ -55,9 +55,11 @@ def test_a_broken_sync_marker_stops_at_the_block_before(tmp_path):
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
-def test_any_truncation_is_reported_and_never_overcounts(tmp_path_factory, data):
+def test_a_truncation_is_reported_unless_at_a_block_end_and_never_overcounts(tmp_path_factory, data):
     whole = _file(tmp_path_factory.mktemp("t"), sequence(T0, MESSAGES), block_bytes=1)
     cut = data.draw(st.integers(1, len(whole) - 1))
     scan = scan_avro_container(whole[:cut])
-    assert scan.status == CORRUPT and scan.problem
-    assert scan.records <= 7 and scan.records == scan.blocks
+    assert scan.records < 7 and scan.records == scan.blocks
+    # Avro has no footer: a file cut exactly after a block's sync marker is a valid, shorter file.
+    at_a_block_end = whole[cut - 16:cut] == whole[-16:]
+    assert (scan.status == CORRUPT and scan.problem) or (at_a_block_end and scan.problem is None)

@@ -151,3 +151,16 @@ def test_repository_settings_load():
     root = Path(__file__).resolve().parents[1]
     settings = load_forecast_settings(root / "conf" / "forecast.yml")
     assert settings.hourly.horizon_days == 7 and settings.daily.horizon_days == 90
+
+
+@pytest.mark.parametrize("model", ["prophet", "mstl"])
+def test_the_strong_candidates_learn_a_weekly_pattern(model):
+    """Prophet and MSTL, fitted for real on eight weeks of a clean weekly pattern, forecast the next week."""
+    from metering_analytics.models.forecasting.candidates import fit_predict
+    from metering_analytics.models.forecasting.settings import DAILY, ProphetSettings
+
+    days = pd.date_range("2025-01-06", periods=56, freq="D")
+    pattern = np.array([100.0, 120, 130, 125, 110, 40, 30])
+    train = pd.Series(np.tile(pattern, 8), index=days)
+    forecast = fit_predict(model, train, 7, DAILY, ProphetSettings(), seasonal_mean_weeks=4)
+    assert np.allclose(np.asarray(forecast.mean), pattern, rtol=0.05, atol=3)

@@ -65,7 +65,7 @@ def test_thresholds_must_name_priced_products():
 def test_a_bad_setting_stops_the_run_before_any_table_changes(tmp_path):
     conf = tmp_path / "conf"
     conf.mkdir()
-    for name in ("pipeline.yml", "prices.yml"):
+    for name in ("pipeline.yml", "prices.yml", "forecast.yml", "churn.yml"):
         shutil.copy(CONF / name, conf / name)
     (conf / "gold.yml").write_text(yaml.safe_dump({"event_hubs": {"throughput_units": "two"}}))
     config = load_config(conf / "pipeline.yml")

@@ -21,7 +21,9 @@ from pipeline_run import comparable
 
 HUB = "contoso-metering/metering"
 UNKNOWN = "00000000-0000-0000-0000-00000000dead"
-INGESTION = ["bronze", "silver", "snapshots", "billing", "gold"]
+# The persona tables are pure functions of silver and billing (tested on their own): equal silver and
+# billing tables give equal persona tables, so the hostile run stops after billing.
+INGESTION = ["bronze", "silver", "billing"]
 WHERE_FROM = ("source_file", "snapshot_file")
 
 
@@ -135,9 +137,10 @@ def test_money_and_customer_tables_equal_what_the_good_events_give(spark, hostil
     names = [(layer, p.name) for layer in ("silver", "gold") for p in sorted(Path(lakehouse.root, layer).iterdir())
              if (p / "_delta_log").is_dir()]
     # What counts all records (operations' event totals, data quality, quarantine) must differ; the rest not.
-    counted = {("silver", "quarantine"), ("silver", "pings"), ("silver", "maintenance")}
+    counted = {("silver", "quarantine"), ("silver", "pings"), ("silver", "maintenance"),
+               ("silver", "subscription_lifecycle")}  # the log of every valid lifecycle message
     compared = [(layer, t) for layer, t in names if (layer, t) not in counted and not t.startswith("ops_")]
-    assert ("gold", "marketplace_usage") in compared and ("gold", "sales_mrr") in compared
+    assert {("gold", "marketplace_usage"), ("gold", "included_balance"), ("silver", "usage_events")} <= set(compared)
     for layer, table in compared:
         # The same files below another folder: compare what was read, not where from.
         expected = comparable(pipeline_run.tables.read(spark, layer, table)).drop(*WHERE_FROM)

@@ -77,8 +77,24 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_list(value: str | None) -> list[str] | None:
+    """`ingestion`, `models` or stage names separated by commas; None runs every stage."""
+    from metering_analytics.pipeline import INGESTION_STAGES, MODEL_STAGES, STAGES
+
+    if not value:
+        return None
+    groups = {"ingestion": INGESTION_STAGES, "models": MODEL_STAGES}
+    names: list[str] = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        names += [n for n, _ in groups[part]] if part in groups else [part]
+    unknown = sorted(set(names) - {n for n, _ in STAGES})
+    if unknown:
+        raise ConfigError(f"unknown stages {unknown}; the pipeline has {[n for n, _ in STAGES]}")
+    return names
+
+
 def _run(source: str, lakehouse: str, config_path: str | None, dashboards_out: str | None = None,
-         dashboards: bool = False) -> int:
+         dashboards: bool = False, stages: str | None = None) -> int:
     from metering_analytics.pipeline import run_pipeline
     from metering_analytics.spark import get_spark
 
@@ -86,10 +102,11 @@ def _run(source: str, lakehouse: str, config_path: str | None, dashboards_out: s
     capture, snapshots = _source_dirs(source)
     config = load_config(config_path).with_overrides(capture_path=capture, lakehouse_root=lakehouse,
                                                      snapshot_path=snapshots)
+    selected = _stage_list(stages)
     if not Path(config.source.capture_path).is_dir():
         raise ConfigError(f"source folder not found: {config.source.capture_path}")
     spark = get_spark(warehouse_dir=Path(lakehouse) / "_warehouse")
-    report = run_pipeline(spark, config)
+    report = run_pipeline(spark, config, stages=selected)
     _print_report(report, config.lakehouse.root, started)
     if dashboards:
         _write_dashboards(spark, lakehouse, dashboards_out)
@@ -97,7 +114,7 @@ def _run(source: str, lakehouse: str, config_path: str | None, dashboards_out: s
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(args.source, args.lakehouse, args.config)
+    return _run(args.source, args.lakehouse, args.config, stages=args.stages)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="Capture root, or a generator output folder")
     p.add_argument("--lakehouse", required=True)
     p.add_argument("--config", default=None, help="pipeline settings (default conf/pipeline.yml)")
+    p.add_argument("--stages", default=None,
+                   help="ingestion, models, or stage names separated by commas (default: every stage)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="generate sample data if there is none, then run the pipeline")
