@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pyspark.sql import DataFrame, SparkSession
@@ -18,6 +18,7 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from metering_analytics.billing.prices import PriceCatalog
 from metering_analytics.config import ConfigError, read_yaml
+from metering_analytics.settings_checks import integer, known_keys, mapping
 
 UNITS_PER_DAY = "units_per_day"
 UNITS_PER_MONTH = "units_per_month"
@@ -67,26 +68,6 @@ class GoldSettings:
         return self.throughput_units * 1000
 
 
-def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {value!r}")
-    return value
-
-
-def _known_keys(mapping: Mapping[Any, Any], allowed: set[str] | tuple[str, ...], where: str) -> None:
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown entries {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
-
-
-def _integer(value: Any, where: str, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ConfigError(f"{where}: must be an integer from {minimum} to {maximum}, got {value!r}")
-    return value
-
-
 def _threshold(value: Any, where: str) -> float:
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not is_number or not math.isfinite(value) or value < 0:
@@ -121,11 +102,11 @@ def _property_keys(value: Any, where: str) -> tuple[str, ...]:
 
 def _thresholds(raw: Any, where: str) -> tuple[OverageThreshold, ...]:
     found = []
-    for plan_id, dimensions in _mapping(raw, where).items():
-        for dimension, kinds in _mapping(dimensions, f"{where}.{plan_id}").items():
+    for plan_id, dimensions in mapping(raw, where).items():
+        for dimension, kinds in mapping(dimensions, f"{where}.{plan_id}").items():
             entry = f"{where}.{plan_id}.{dimension}"
-            kinds = _mapping(kinds, entry)
-            _known_keys(kinds, THRESHOLD_KINDS, entry)
+            kinds = mapping(kinds, entry)
+            known_keys(kinds, THRESHOLD_KINDS, entry)
             found.extend(
                 OverageThreshold(str(plan_id), str(dimension), kind, _threshold(value, f"{entry}.{kind}"))
                 for kind, value in kinds.items()
@@ -135,12 +116,12 @@ def _thresholds(raw: Any, where: str) -> tuple[OverageThreshold, ...]:
 
 def parse_gold_settings(raw: Any, source: str = "gold settings") -> GoldSettings:
     """Validate an already-parsed YAML document; `source` prefixes every error message."""
-    raw = _mapping(raw, source)
-    _known_keys(raw, set(_SECTIONS), source)
+    raw = mapping(raw, source)
+    known_keys(raw, set(_SECTIONS), source)
     sections = {}
     for name, keys in _SECTIONS.items():
-        sections[name] = _mapping(raw.get(name), f"{source}: {name}")
-        _known_keys(sections[name], keys, f"{source}: {name}")
+        sections[name] = mapping(raw.get(name), f"{source}: {name}")
+        known_keys(sections[name], keys, f"{source}: {name}")
     alerts, heatmap = sections["overage_alerts"], sections["heatmap"]
     fail = alerts.get("fail_on_alert", False)
     if not isinstance(fail, bool):
@@ -149,14 +130,14 @@ def parse_gold_settings(raw: Any, source: str = "gold settings") -> GoldSettings
         thresholds=_thresholds(alerts.get("thresholds"), f"{source}: overage_alerts.thresholds"),
         fail_on_overage_alert=fail,
         heatmap_timezone=_timezone(heatmap.get("timezone", "UTC"), f"{source}: heatmap.timezone"),
-        heatmap_lookback_days=_integer(heatmap.get("lookback_days", 91), f"{source}: heatmap.lookback_days",
+        heatmap_lookback_days=integer(heatmap.get("lookback_days", 91), f"{source}: heatmap.lookback_days",
                                        0, 36600),
         # Event Hubs Standard allows up to 40 throughput units; Dedicated clusters go far beyond.
-        throughput_units=_integer(sections["event_hubs"].get("throughput_units", 1),
+        throughput_units=integer(sections["event_hubs"].get("throughput_units", 1),
                                   f"{source}: event_hubs.throughput_units", 1, 100000),
-        top_customers=_integer(sections["top_customers"].get("size", 10), f"{source}: top_customers.size", 1, 1000),
+        top_customers=integer(sections["top_customers"].get("size", 10), f"{source}: top_customers.size", 1, 1000),
         property_keys=_property_keys(sections["usage_by_property"].get("keys"), f"{source}: usage_by_property.keys"),
-        property_top_values=_integer(sections["usage_by_property"].get("top_values", 20),
+        property_top_values=integer(sections["usage_by_property"].get("top_values", 20),
                                      f"{source}: usage_by_property.top_values", 1, 10000),
         source=source,
     )

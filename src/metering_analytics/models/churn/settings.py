@@ -5,7 +5,6 @@ Every error names the file and the entry, e.g.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -13,6 +12,7 @@ from typing import Any, Mapping
 
 from metering_analytics.config import ConfigError, read_yaml
 from metering_analytics.models.churn.heuristic import COMPONENTS, DEFAULT_WEIGHTS
+from metering_analytics.settings_checks import integer, known_keys, mapping, number
 
 _TOP_LEVEL = {"churn", "recommendations"}
 _CHURN_KEYS = {"horizon_days", "grid_days", "min_history_days", "holdout_fraction", "min_churners_for_model",
@@ -37,56 +37,29 @@ class ChurnSettings:
     source: str = "churn settings"
 
 
-def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {value!r}")
-    return value
-
-
-def _known_keys(mapping: Mapping[Any, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown entries {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
-
-
-def integer(value: Any, where: str, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ConfigError(f"{where}: must be an integer from {minimum} to {maximum}, got {value!r}")
-    return value
-
-
-def number(value: Any, where: str, minimum: float, maximum: float) -> float:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(value) or not minimum <= value <= maximum:
-        raise ConfigError(f"{where}: must be a number from {minimum} to {maximum}, got {value!r}")
-    return float(value)
-
-
 def parse_churn_settings(raw: Any, source: str = "churn settings") -> ChurnSettings:
     """Validate an already-parsed conf/churn.yml document (its `churn` section)."""
-    raw = _mapping(raw, source)
-    _known_keys(raw, _TOP_LEVEL, source)
+    raw = mapping(raw, source)
+    known_keys(raw, _TOP_LEVEL, source)
     where = f"{source}: churn"
-    churn = _mapping(raw.get("churn"), where)
-    _known_keys(churn, _CHURN_KEYS, where)
+    churn = mapping(raw.get("churn"), where)
+    known_keys(churn, _CHURN_KEYS, where)
     defaults = ChurnSettings()
-    bands = _mapping(churn.get("bands"), f"{where}.bands")
-    _known_keys(bands, _BAND_KEYS, f"{where}.bands")
+    bands = mapping(churn.get("bands"), f"{where}.bands")
+    known_keys(bands, _BAND_KEYS, f"{where}.bands")
     medium = number(bands.get("medium", defaults.medium_band), f"{where}.bands.medium", 0.0, 1.0)
     high = number(bands.get("high", defaults.high_band), f"{where}.bands.high", 0.0, 1.0)
     if medium >= high:
         raise ConfigError(f"{where}.bands: medium ({medium}) must be below high ({high})")
-    raw_weights = _mapping(churn.get("heuristic_weights"), f"{where}.heuristic_weights")
-    _known_keys(raw_weights, set(COMPONENTS), f"{where}.heuristic_weights")
+    raw_weights = mapping(churn.get("heuristic_weights"), f"{where}.heuristic_weights")
+    known_keys(raw_weights, set(COMPONENTS), f"{where}.heuristic_weights")
     weights = dict(DEFAULT_WEIGHTS)
     for name, value in raw_weights.items():
         weights[name] = number(value, f"{where}.heuristic_weights.{name}", 0.0, 1000.0)
     if sum(weights.values()) <= 0:
         raise ConfigError(f"{where}.heuristic_weights: at least one weight must be positive")
-    model = _mapping(churn.get("model"), f"{where}.model")
-    _known_keys(model, _MODEL_KEYS, f"{where}.model")
+    model = mapping(churn.get("model"), f"{where}.model")
+    known_keys(model, _MODEL_KEYS, f"{where}.model")
     return ChurnSettings(
         horizon_days=integer(churn.get("horizon_days", defaults.horizon_days), f"{where}.horizon_days", 1, 365),
         grid_days=integer(churn.get("grid_days", defaults.grid_days), f"{where}.grid_days", 1, 92),

@@ -6,13 +6,13 @@ from 1 to 366, got 'a week'``. The Event Hubs capacity is not repeated here: it 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from metering_analytics.config import ConfigError, read_yaml
 from metering_analytics.gold.settings import GoldSettings, load_gold_settings
+from metering_analytics.settings_checks import integer, known_keys, mapping, number
 
 HOURLY, DAILY = "hourly", "daily"
 SEASONAL_NAIVE_WEEKLY = "seasonal_naive_weekly"
@@ -78,33 +78,6 @@ class ForecastSettings:
         return self.hourly if name == HOURLY else self.daily
 
 
-def _mapping(value: Any, where: str) -> Mapping[Any, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {value!r}")
-    return value
-
-
-def _known_keys(mapping: Mapping[Any, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown entries {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
-
-
-def _integer(value: Any, where: str, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ConfigError(f"{where}: must be an integer from {minimum} to {maximum}, got {value!r}")
-    return value
-
-
-def _number(value: Any, where: str, minimum: float, maximum: float) -> float:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(value) or not minimum <= value <= maximum:
-        raise ConfigError(f"{where}: must be a number from {minimum:g} to {maximum:g}, got {value!r}")
-    return float(value)
-
-
 def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{where}: must be one of {', '.join(allowed)}, got {value!r}")
@@ -120,9 +93,9 @@ def _models(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _granularity(raw: Mapping[Any, Any], where: str, default: GranularitySettings) -> GranularitySettings:
-    horizon = _integer(raw.get("horizon_days", default.horizon_days), f"{where}.horizon_days", 1, 366)
-    history = _integer(raw.get("history_days", default.history_days), f"{where}.history_days", 14, 3660)
-    backtest = _integer(raw.get("backtest_horizon_days", default.backtest_horizon_days),
+    horizon = integer(raw.get("horizon_days", default.horizon_days), f"{where}.horizon_days", 1, 366)
+    history = integer(raw.get("history_days", default.history_days), f"{where}.history_days", 14, 3660)
+    backtest = integer(raw.get("backtest_horizon_days", default.backtest_horizon_days),
                         f"{where}.backtest_horizon_days", 1, 366)
     return GranularitySettings(horizon, history, backtest)
 
@@ -130,14 +103,14 @@ def _granularity(raw: Mapping[Any, Any], where: str, default: GranularitySetting
 def parse_forecast_settings(raw: Any, gold: GoldSettings, source: str = "forecast settings") -> ForecastSettings:
     """Validate an already-parsed YAML document; `source` prefixes every error message."""
     d = ForecastSettings()
-    raw = _mapping(raw, source)
-    _known_keys(raw, set(_SECTIONS), source)
+    raw = mapping(raw, source)
+    known_keys(raw, set(_SECTIONS), source)
     s = {}
     for name, keys in _SECTIONS.items():
         if keys is None:
             continue
-        s[name] = _mapping(raw.get(name), f"{source}: {name}")
-        _known_keys(s[name], keys, f"{source}: {name}")
+        s[name] = mapping(raw.get(name), f"{source}: {name}")
+        known_keys(s[name], keys, f"{source}: {name}")
     bt, cand, pr, cap = s["backtest"], s["candidates"], s["prophet"], s["capacity"]
     headline = raw.get("headline_series", list(d.headline_series))
     if not isinstance(headline, list) or not all(isinstance(x, str) and x for x in headline):
@@ -146,41 +119,41 @@ def parse_forecast_settings(raw: Any, gold: GoldSettings, source: str = "forecas
     settings = ForecastSettings(
         hourly=_granularity(s[HOURLY], f"{source}: {HOURLY}", d.hourly),
         daily=_granularity(s[DAILY], f"{source}: {DAILY}", d.daily),
-        selection_windows=_integer(bt.get("selection_windows", d.selection_windows),
+        selection_windows=integer(bt.get("selection_windows", d.selection_windows),
                                    f"{source}: backtest.selection_windows", 1, 52),
-        holdout_windows=_integer(bt.get("holdout_windows", d.holdout_windows),
+        holdout_windows=integer(bt.get("holdout_windows", d.holdout_windows),
                                  f"{source}: backtest.holdout_windows", 0, 52),
-        min_train_days=_integer(bt.get("min_train_days", d.min_train_days), f"{source}: backtest.min_train_days",
+        min_train_days=integer(bt.get("min_train_days", d.min_train_days), f"{source}: backtest.min_train_days",
                                 14, 3660),
         every_series_models=_models(cand.get("every_series", list(d.every_series_models)),
                                     f"{source}: candidates.every_series"),
         headline_models=_models(cand.get("headline_series", list(d.headline_models)),
                                 f"{source}: candidates.headline_series"),
-        seasonal_mean_weeks=_integer(cand.get("seasonal_mean_weeks", d.seasonal_mean_weeks),
+        seasonal_mean_weeks=integer(cand.get("seasonal_mean_weeks", d.seasonal_mean_weeks),
                                      f"{source}: candidates.seasonal_mean_weeks", 1, 52),
         headline_series=tuple(headline),
         prophet=ProphetSettings(
             seasonality_mode=_choice(pr.get("seasonality_mode", dp.seasonality_mode),
                                      f"{source}: prophet.seasonality_mode", ("additive", "multiplicative")),
-            changepoint_prior_scale=_number(pr.get("changepoint_prior_scale", dp.changepoint_prior_scale),
+            changepoint_prior_scale=number(pr.get("changepoint_prior_scale", dp.changepoint_prior_scale),
                                             f"{source}: prophet.changepoint_prior_scale", 1e-6, 10),
-            seasonality_prior_scale=_number(pr.get("seasonality_prior_scale", dp.seasonality_prior_scale),
+            seasonality_prior_scale=number(pr.get("seasonality_prior_scale", dp.seasonality_prior_scale),
                                             f"{source}: prophet.seasonality_prior_scale", 1e-6, 100),
-            daily_fourier_order=_integer(pr.get("daily_fourier_order", dp.daily_fourier_order),
+            daily_fourier_order=integer(pr.get("daily_fourier_order", dp.daily_fourier_order),
                                          f"{source}: prophet.daily_fourier_order", 1, 30),
-            weekly_fourier_order=_integer(pr.get("weekly_fourier_order", dp.weekly_fourier_order),
+            weekly_fourier_order=integer(pr.get("weekly_fourier_order", dp.weekly_fourier_order),
                                           f"{source}: prophet.weekly_fourier_order", 1, 30),
-            uncertainty_samples=_integer(pr.get("uncertainty_samples", dp.uncertainty_samples),
+            uncertainty_samples=integer(pr.get("uncertainty_samples", dp.uncertainty_samples),
                                          f"{source}: prophet.uncertainty_samples", 0, 10000),
         ),
-        headroom_margin_percent=_number(cap.get("headroom_margin_percent", d.headroom_margin_percent),
+        headroom_margin_percent=number(cap.get("headroom_margin_percent", d.headroom_margin_percent),
                                         f"{source}: capacity.headroom_margin_percent", 0, 100),
         plan_on=_choice(cap.get("plan_on", d.plan_on), f"{source}: capacity.plan_on", ("upper", "point")),
-        peak_factor_quantile=_number(cap.get("peak_factor_quantile", d.peak_factor_quantile),
+        peak_factor_quantile=number(cap.get("peak_factor_quantile", d.peak_factor_quantile),
                                      f"{source}: capacity.peak_factor_quantile", 0.5, 1),
-        peak_factor_lookback_days=_integer(cap.get("peak_factor_lookback_days", d.peak_factor_lookback_days),
+        peak_factor_lookback_days=integer(cap.get("peak_factor_lookback_days", d.peak_factor_lookback_days),
                                            f"{source}: capacity.peak_factor_lookback_days", 1, 3660),
-        projection_lookback_days=_integer(s["projection"].get("lookback_days", d.projection_lookback_days),
+        projection_lookback_days=integer(s["projection"].get("lookback_days", d.projection_lookback_days),
                                           f"{source}: projection.lookback_days", 7, 366),
         capacity_events_per_second=gold.capacity_events_per_second,
         source=source,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from metering_analytics.config import ConfigError, read_yaml
-from metering_analytics.models.churn.settings import integer, number
+from metering_analytics.settings_checks import integer, number
 
 _KEYS = {"cycles", "min_saving"}
 
