@@ -35,11 +35,11 @@ demo: setup
 	$(PY) -m metering_analytics.cli demo --data $(DEMO_DATA) --lakehouse $(DEMO_LAKEHOUSE) \
 		--subscriptions $(DEMO_SUBS) --days $(DEMO_DAYS)
 
-# Two workers, one SparkSession each; the tests on the shared pipeline run stay on one worker.
+# Two workers, one SparkSession each; a module's tests stay on one worker (its fixtures are built once).
 TEST_WORKERS ?= 2
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 bench: setup
 	$(PY) benchmarks/run.py

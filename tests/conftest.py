@@ -40,15 +40,6 @@ def pipeline_run(spark, tmp_path_factory):
     return build_pipeline_run(tmp_path_factory.mktemp("pipeline_run"))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (`make test`), keep every test on the shared pipeline run on one worker, so the
-    pipeline runs once (a session fixture is built once per worker)."""
-    for item in items:
-        if "pipeline_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("pipeline_run"))
-
-
 @pytest.fixture()
 def gold_lakehouse(spark, pipeline_run):
     """The shared pipeline run's lakehouse, its tables (and the views over them) resolvable by name."""

@@ -207,14 +207,23 @@ def _page_check(page, path: Path, screenshot: Path) -> list:
 
 
 @pytest.mark.slow
-def test_html_dashboards_open_in_chromium_with_data_in_every_chart(built, tmp_path):
+def test_html_dashboards_open_in_chromium_with_data_in_every_chart(spark, built, tmp_path):
     if not CHROMIUM.is_file():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (no browser download)")
     shots = Path(SCREENSHOT_DIR) if SCREENSHOT_DIR else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     pages = {name: Path(p) for name, p in built["result"]["dashboards"].items()}
-    pages["report"] = Path(next(iter(built["result"]["reports"].values())))
+    # The report of a subscription with something in every section (alerts, a costed plan).
+    gold = built["lakehouse"]
+    costed = {r.subscription_key for r in gold.read(spark, "gold", "plan_recommendations")
+              .where("is_valid").select("subscription_key").distinct().collect()}
+    alerted = {r.subscription_key for r in gold.read(spark, "gold", "overage_alerts")
+               .where("subscription_key IS NOT NULL").select("subscription_key").distinct().collect()}
+    reports = built["result"]["reports"]
+    full = sorted(set(reports) & costed & alerted)
+    assert full, "no subscription with alerts and a costed plan in the shared run"
+    pages["report"] = Path(reports[full[0]])
     with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,

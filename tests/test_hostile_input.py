@@ -145,5 +145,6 @@ def test_money_and_customer_tables_equal_what_the_good_events_give(spark, hostil
         # The same files below another folder: compare what was read, not where from.
         expected = comparable(pipeline_run.tables.read(spark, layer, table)).drop(*WHERE_FROM)
         actual = comparable(lakehouse.read(spark, layer, table)).drop(*WHERE_FROM)
-        assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True,
+        # Column comments are not data (the good run's gold stage wrote them; this run stops before it).
+        assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True,
                            underline_cells=True), f"{layer}.{table}"
