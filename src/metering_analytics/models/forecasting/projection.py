@@ -35,25 +35,16 @@ from pyspark.sql.types import (
 )
 
 from metering_analytics.billing.prices import MONEY, MONEY_DECIMALS
+from metering_analytics.gold.customer_success import CURRENT_CYCLE_SCHEMA
 from metering_analytics.models.forecasting.backtest import typed_frame
 from metering_analytics.models.forecasting.candidates import Z80
 
 WEEKDAY_PROFILE, DAILY_MEAN, RUN_RATE = "weekday_profile", "daily_mean", "run_rate"
 
+# The current cycle of a meter (gold.cs_current_cycle, up to used_quantity), then its daily usage.
 PROJECTION_INPUT_SCHEMA = StructType(
-    [
-        StructField("subscription_key", StringType(), False),
-        StructField("plan_id", StringType(), False),
-        StructField("renewal_interval", StringType(), False),
-        StructField("meter_name", StringType(), False),
-        StructField("dimension_type", StringType(), False),
-        StructField("dimension", StringType(), True),
-        StructField("cycle_index", IntegerType(), False),
-        StructField("cycle_start", TimestampType(), False),
-        StructField("cycle_end", TimestampType(), False),
-        StructField("included_quantity", DoubleType(), True),
-        StructField("included_infinite", BooleanType(), False),
-        StructField("used_quantity", DoubleType(), False),
+    CURRENT_CYCLE_SCHEMA.fields[:CURRENT_CYCLE_SCHEMA.fieldNames().index("used_quantity") + 1]
+    + [
         StructField("tiers_json", StringType(), True),  # waterfall: [{tier_index, dimension, threshold}, ...]
         StructField("day", DateType(), True),  # null: no usage in the lookback
         StructField("quantity", DoubleType(), True),
