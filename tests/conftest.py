@@ -33,11 +33,12 @@ def samples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(spark, tmp_path_factory):
-    """A small generated dataset run once through every stage notebook (see pipeline_run.py); read-only."""
-    from pipeline_run import build_pipeline_run
+def pipeline_run(spark, tmp_path_factory, worker_id):
+    """A small generated dataset run once through every stage notebook (see pipeline_run.py); read-only,
+    shared by the xdist workers."""
+    from pipeline_run import shared_pipeline_run
 
-    return build_pipeline_run(tmp_path_factory.mktemp("pipeline_run"))
+    return shared_pipeline_run(tmp_path_factory, worker_id)
 
 
 @pytest.fixture()
@@ -45,3 +46,10 @@ def gold_lakehouse(spark, pipeline_run):
     """The shared pipeline run's lakehouse, its tables (and the views over them) resolvable by name."""
     pipeline_run.register(spark)
     return pipeline_run.tables
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules that use the shared pipeline run go last: each xdist worker first runs the tests that do
+    not need it, so the worker that builds it keeps the other one busy instead of waiting."""
+    needs_run = {item.module.__name__ for item in items if "pipeline_run" in item.fixturenames}
+    items.sort(key=lambda item: item.module.__name__ in needs_run)  # stable: order kept within each group

@@ -7,7 +7,9 @@ lakehouse as read-only (copy it to change it); a re-run that changes nothing is 
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import runpy
 import shutil
 from dataclasses import dataclass, field
@@ -54,8 +56,14 @@ class PipelineRun:
 
     def register(self, spark) -> list[str]:
         """Point `<layer>.<table>` in the session at this lakehouse (another test may have run a pipeline
-        into its own lakehouse and registered the same names); call it before querying by name."""
-        return self.tables.register_all(spark)
+        into its own lakehouse and registered the same names), views included; call it before querying
+        by name."""
+        from metering_analytics.gold.views import create_views, view_definitions
+
+        names = self.tables.register_all(spark)
+        # Views live in the session catalog: a worker that did not build the run has none yet.
+        create_views(spark, self.tables, view_definitions(self.config_file.parent.parent / "sql" / "views"))
+        return names
 
 
 def stage_notebooks() -> list[Path]:
@@ -84,6 +92,28 @@ def test_conf(root: Path) -> Path:
     for shared in ("docs", "sql"):  # column comments and SQL views come from the project's files
         (conf.parent / shared).symlink_to(PROJECT / shared)
     return conf / "pipeline.yml"
+
+
+def shared_pipeline_run(tmp_path_factory, worker_id: str) -> PipelineRun:
+    """The pipeline run, built once per test session even with several xdist workers.
+
+    Workers share the parent of their base temp folders: the first to get the lock builds the run there,
+    the others wait for it and read its description.
+    """
+    if worker_id == "master":  # not under xdist
+        return build_pipeline_run(tmp_path_factory.mktemp("pipeline_run"))
+    root = tmp_path_factory.getbasetemp().parent / "pipeline_run"
+    description = root / "run.pickle"
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if description.is_file():
+            return pickle.loads(description.read_bytes())
+        if root.exists():  # a worker that failed to build left it half done
+            shutil.rmtree(root)
+        root.mkdir()
+        run = build_pipeline_run(root)
+        description.write_bytes(pickle.dumps(run))
+        return run
 
 
 def build_pipeline_run(root: Path) -> PipelineRun:

@@ -104,3 +104,21 @@ def test_damaged_files_do_not_stop_the_run_and_are_named(spark, capture):
 
     again, _ = _bronze(spark, source, lakehouse)
     assert again.files_audited == 0 and again.records_read == 0 and len(again.damaged_files) == 2
+
+
+def _file(name, partition, records, distinct, low, high):
+    return {"source_file": name, "partition_id": partition, "records_read": records,
+            "distinct_sequence_numbers": distinct, "min_sequence_number": low, "max_sequence_number": high}
+
+
+def test_a_batch_skips_deduplication_only_when_no_record_can_repeat():
+    from metering_analytics.bronze.events import may_repeat_records
+
+    windows = [_file("a", "0", 5, 5, 0, 4), _file("b", "0", 4, 4, 5, 8), _file("c", "1", 3, 3, 0, 2),
+               _file("empty", "2", 0, 0, None, None), _file("stray", None, 2, 2, 0, 1)]
+    assert not may_repeat_records(windows)
+    assert may_repeat_records(windows + [_file("a-again", "0", 5, 5, 0, 4)])  # the same file twice
+    assert may_repeat_records(windows + [_file("d", "1", 2, 2, 2, 3)])  # overlapping ranges
+    assert may_repeat_records([_file("a", "0", 3, 2, 0, 1)])  # a sequence number twice in one file
+    assert may_repeat_records([_file("n", "0", 2, 0, None, None)])  # null sequence numbers
+    assert not may_repeat_records([_file("s", None, 2, 2, 0, 1), _file("t", None, 2, 2, 0, 1)])  # told apart by file

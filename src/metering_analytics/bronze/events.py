@@ -42,12 +42,62 @@ def enqueued_time(enqueued_time_utc: Column, system_properties: Column) -> Colum
     return F.coalesce(F.timestamp_millis(millis), parsed)
 
 
-def capture_to_bronze(capture: DataFrame, path_patterns: Sequence[str], ingested_at: Column | None = None) -> DataFrame:
-    """Shape raw Capture rows (with `source_file`) as bronze.events."""
+def file_layout(files: DataFrame, path_patterns: Sequence[str]) -> DataFrame:
+    """Add each file's `event_hub` and `partition_id`, parsed from its `source_file` path.
+
+    Parsed once per file rather than per record: the patterns are searched anywhere in the path, which
+    costs more than decoding the record itself.
+    """
+    return files.withColumns({
+        "event_hub": path_part(F.col("source_file"), path_patterns, 1),
+        "partition_id": path_part(F.col("source_file"), path_patterns, 2),
+    })
+
+
+def capture_file_stats(capture: DataFrame, path_patterns: Sequence[str]) -> DataFrame:
+    """Raw Capture rows (with `source_file`) -> one row per file: records, distinct sequence numbers,
+    their range, and the file's layout (file_layout)."""
+    stats = capture.groupBy("source_file").agg(
+        F.count(F.lit(1)).alias("records_read"),
+        F.count_distinct("SequenceNumber").alias("distinct_sequence_numbers"),
+        F.min("SequenceNumber").alias("min_sequence_number"),
+        F.max("SequenceNumber").alias("max_sequence_number"),
+    )
+    return file_layout(stats, path_patterns)
+
+
+def may_repeat_records(file_stats: list[dict]) -> bool:
+    """False when the files of a batch (rows of capture_file_stats) certainly hold no record twice.
+
+    A record is its (partition, sequence number), or (file, sequence number) where the path names no
+    partition. Capture files hold distinct, contiguous sequence numbers and never overlap, so this cheap
+    proof usually holds and the batch needs no de-duplication; anything else (a file delivered twice,
+    a null or repeated sequence number) answers True.
+    """
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for f in file_stats:
+        if f["records_read"] == 0:
+            continue
+        if f["distinct_sequence_numbers"] != f["records_read"]:
+            return True
+        if f["partition_id"] is not None:
+            ranges.setdefault(f["partition_id"], []).append((f["min_sequence_number"], f["max_sequence_number"]))
+    for spans in ranges.values():
+        spans.sort()
+        if any(later[0] <= earlier[1] for earlier, later in zip(spans, spans[1:])):
+            return True
+    return False
+
+
+def capture_to_bronze(capture: DataFrame, files: DataFrame, ingested_at: Column | None = None) -> DataFrame:
+    """Shape raw Capture rows (with `source_file`) as bronze.events; `files` (file_layout) gives each
+    file's event hub and partition id."""
     ingested_at = ingested_at if ingested_at is not None else F.current_timestamp()
+    layout = F.broadcast(files.select("source_file", "event_hub", "partition_id"))
+    located = capture.join(layout, "source_file", "left")
     ts = enqueued_time(F.col("EnqueuedTimeUtc"), F.col("SystemProperties"))
-    df = capture.select(
-        path_part(F.col("source_file"), path_patterns, 2).alias("partition_id"),
+    df = located.select(
+        F.col("partition_id"),
         F.col("SequenceNumber").alias("sequence_number"),
         F.col("Offset").alias("offset"),
         ts.alias("enqueued_time"),
@@ -56,7 +106,7 @@ def capture_to_bronze(capture: DataFrame, path_patterns: Sequence[str], ingested
         properties_as_strings(F.col("SystemProperties")).alias("system_properties"),
         properties_as_strings(F.col("Properties")).alias("properties"),
         F.col("Body").alias("body"),
-        path_part(F.col("source_file"), path_patterns, 1).alias("event_hub"),
+        F.col("event_hub"),
         F.col("source_file"),
         ingested_at.alias("ingested_at"),
     )

@@ -58,10 +58,6 @@ def audit_files(files: DataFrame) -> DataFrame:
     )
 
 
-def records_read_per_file(bronze_records: DataFrame) -> DataFrame:
-    return bronze_records.groupBy("source_file").agg(F.count(F.lit(1)).alias("records_read"))
-
-
 def merge_file_columns(rows: DataFrame, lakehouse: Lakehouse, columns: tuple[str, ...]) -> None:
     """Set `columns` of each file's row (inserting the row if new), leaving the other writer's columns alone."""
     spark = rows.sparkSession

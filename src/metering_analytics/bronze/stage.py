@@ -3,15 +3,24 @@
 The stream's checkpoint remembers which files were read; the MERGE on (partition id, sequence number)
 makes a file delivered twice, or a batch replayed after a crash, add nothing. A second stream over the
 same files fills bronze.capture_files, which names every damaged file and what was kept from it.
+
+Each batch's files are read once (cached) and summarised per file first; that summary parses the paths,
+proves most batches free of repeated records (so they skip de-duplication), and bounds the MERGE's
+search of bronze to the batch's sequence-number range (Delta skips the files outside it), so a batch
+costs what its own records cost, not what the table holds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from metering_analytics.bronze.events import capture_to_bronze, first_copy_of_each_record
+from metering_analytics.bronze.events import (
+    capture_file_stats,
+    capture_to_bronze,
+    first_copy_of_each_record,
+    may_repeat_records,
+)
 from metering_analytics.bronze.files import (
     AUDIT_COLUMNS,
     CAPTURE_FILES,
@@ -19,7 +28,6 @@ from metering_analytics.bronze.files import (
     audit_files,
     merge_file_columns,
     read_damaged_files,
-    records_read_per_file,
 )
 from metering_analytics.config import PipelineConfig
 from metering_analytics.io.lakehouse import Lakehouse
@@ -50,17 +58,24 @@ def table_version(spark: SparkSession, lakehouse: Lakehouse) -> int:
     return lakehouse.delta_table(spark, *BRONZE_EVENTS).history(1).first()["version"]
 
 
-def merge_new_records(batch: DataFrame, lakehouse: Lakehouse) -> None:
-    # Null-safe on partition_id so that records from unrecognised paths are deduplicated by file.
-    lakehouse.merge_insert_new(
-        batch,
-        *BRONZE_EVENTS,
-        keys=("sequence_number",),
-        extra_condition=(
-            "t.partition_id <=> s.partition_id "
-            "AND (t.partition_id IS NOT NULL OR t.source_file = s.source_file)"
-        ),
-    )
+def merge_new_records(batch: DataFrame, lakehouse: Lakehouse, sequence_range: tuple[int, int] | None = None) -> None:
+    """Insert the batch's records that bronze does not hold yet.
+
+    `sequence_range` (the batch's lowest and highest sequence number) limits the search to bronze files
+    whose sequence numbers overlap it: a condition on the target alone lets Delta skip files by their
+    statistics. Null-safe on partition_id so that records from unrecognised paths are deduplicated by file.
+    """
+    condition = "t.partition_id <=> s.partition_id AND (t.partition_id IS NOT NULL OR t.source_file = s.source_file)"
+    if sequence_range is not None:
+        low, high = (int(v) for v in sequence_range)
+        condition += f" AND t.sequence_number BETWEEN {low} AND {high}"
+    lakehouse.merge_insert_new(batch, *BRONZE_EVENTS, keys=("sequence_number",), extra_condition=condition)
+
+
+def _sequence_range(file_stats: list[dict]) -> tuple[int, int] | None:
+    lows = [f["min_sequence_number"] for f in file_stats if f["min_sequence_number"] is not None]
+    highs = [f["max_sequence_number"] for f in file_stats if f["max_sequence_number"] is not None]
+    return (min(lows), max(highs)) if lows else None
 
 
 def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str | None = None,
@@ -72,16 +87,20 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     source = config.source
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
-        # Read the batch's files once for both writes.
-        records = capture_to_bronze(batch, source.capture_path_patterns).persist()
+        capture = batch.persist()  # the batch's files are read once, for the summary and the records
         try:
-            per_file = records_read_per_file(records).localCheckpoint()
-            merge_new_records(first_copy_of_each_record(records), lakehouse)
+            per_file = capture_file_stats(capture, source.capture_path_patterns).localCheckpoint()
+            stats = [row.asDict() for row in per_file.collect()]  # one row per file: a few hundred
+            records = capture_to_bronze(capture, per_file)
+            if may_repeat_records(stats):
+                records = first_copy_of_each_record(records)
+            if any(f["records_read"] for f in stats):
+                merge_new_records(records, lakehouse, _sequence_range(stats))
             merge_file_columns(per_file, lakehouse, READ_COLUMNS)
             # Counted here: the stream's own input metric counts a batch once per action on it.
-            result.records_read += per_file.agg(F.sum("records_read")).first()[0] or 0
+            result.records_read += sum(f["records_read"] for f in stats)
         finally:
-            records.unpersist()
+            capture.unpersist()
         result.batches += 1
 
     def audit_batch(files: DataFrame, _batch_id: int) -> None:
