@@ -16,7 +16,9 @@ import yaml
 
 from metering_analytics.config import ConfigError
 from metering_analytics.dashboards import lakeview
-from metering_analytics.dashboards.render import local_sql, run_dataset, write_local_dashboards
+from metering_analytics.dashboards.render import (
+    Choices, choices_figure, local_sql, run_dataset, write_local_dashboards,
+)
 from metering_analytics.dashboards.reports import report_file_name
 from metering_analytics.dashboards.spec import PARAMETERS, LAKEVIEW_DIR, Dataset, load_specs, parse_spec
 
@@ -25,6 +27,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ANALYSIS = PROJECT / "notebooks" / "analysis"
+# The dashboards whose usage-by-property chart shows one property key, picked by the user.
+PROPERTY_DASHBOARDS = ["sales", "customer_success"]
 # Where the HTML test leaves its screenshots (default: the test's temporary folder).
 SCREENSHOT_DIR = os.environ.get("METERING_SCREENSHOT_DIR")
 
@@ -136,6 +140,101 @@ def test_local_sql_substitutes_parameters_outside_strings():
                    "AND ('it\\'s' = 'All' OR subscription_key = 'it\\'s')")
 
 
+def _configured_property_keys() -> list[str]:
+    return yaml.safe_load((PROJECT / "conf" / "gold.yml").read_text())["usage_by_property"]["keys"]
+
+
+PICKED = {"datasets": {
+    "by_key": {"sql": "SELECT k, v, q FROM t WHERE (:plan = 'All' OR plan_id = :plan) AND k = :key"},
+    "keys": {"sql": "SELECT DISTINCT k FROM t ORDER BY k"}},
+    "pages": [{"name": "p", "widgets": [{"title": "T", "type": "bar", "dataset": "by_key", "x": "v",
+                                         "y": "sum(q)", "color": "k"}]}]}
+
+
+def test_a_spec_declares_a_parameter_whose_choices_a_dataset_lists(tmp_path):
+    (tmp_path / "gold.yml").write_text("usage_by_property:\n  keys: [tier, region]\n  empty: []\n")
+    key = {"display_name": "Key", "options": {"dataset": "keys", "column": "k"},
+           "default_from": "gold.yml usage_by_property.keys", "local": "dropdown"}
+    spec = parse_spec("s", {**PICKED, "parameters": {"key": key}}, conf_dir=tmp_path)
+    (param,) = spec.declared
+    assert (param.default, param.options_dataset, param.options_field, param.dropdown) == (
+        ("tier",), "keys", "k", True)
+    assert [p.keyword for p in spec.datasets["by_key"].parameters] == ["plan", "key"]
+    assert spec.datasets["by_key"].dropdown_parameter == param
+    assert spec.datasets["keys"].dropdown_parameter is None
+    assert [p.keyword for p in spec.parameters()] == ["plan", "key"]
+    # An empty configured list falls back to `default`.
+    fallback = {**key, "default_from": "gold.yml usage_by_property.empty", "default": "region"}
+    assert parse_spec("s", {**PICKED, "parameters": {"key": fallback}}, conf_dir=tmp_path).declared[0].default == (
+        "region",)
+    bad = [({**key, "options": {"dataset": "nope", "column": "k"}}, "options dataset 'nope'"),
+           ({**key, "options": "keys"}, "options must be"),
+           ({k: v for k, v in key.items() if k != "default_from"}, "needs a default"),
+           ({**key, "local": "slider"}, "local must be"),
+           ({**key, "type": "DATE"}, "type must be STRING")]
+    for entry, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            parse_spec("s", {**PICKED, "parameters": {"key": entry}}, conf_dir=tmp_path)
+    with pytest.raises(ConfigError, match="built-in"):
+        parse_spec("s", {**PICKED, "parameters": {"plan": key}}, conf_dir=tmp_path)
+    two = {**PICKED, "parameters": {"key": key, "other": key}, "datasets": {
+        **PICKED["datasets"], "by_key": {"sql": PICKED["datasets"]["by_key"]["sql"] + " AND v = :other"}}}
+    with pytest.raises(ConfigError, match="more than one `local: dropdown`"):
+        parse_spec("s", two, conf_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", PROPERTY_DASHBOARDS)
+def test_lakeview_property_filter_is_bound_to_the_usage_by_property_chart(name):
+    board = json.loads((LAKEVIEW_DIR / f"{name}.lvdash.json").read_text())
+    datasets = {d["name"]: d for d in board["datasets"]}
+    (param,) = [p for p in datasets["usage_by_property"]["parameters"] if p["keyword"] == "property_key"]
+    first_key = _configured_property_keys()[0]
+    assert param["defaultSelection"]["values"]["values"] == [{"value": first_key}]
+    assert "property_key" in "".join(datasets["property_keys"]["queryLines"])
+    # The page with the chart has one property filter: its choices from property_keys, bound to the chart's
+    # dataset, the first configured key selected.
+    (page,) = [p for p in board["pages"] if any(i["widget"]["name"] == "usage_by_property" for i in p["layout"])]
+    filters = [i["widget"] for i in page["layout"] if i["widget"]["name"].endswith("_filter_property_key")]
+    assert len(filters) == 1
+    (widget,) = filters
+    assert widget["spec"]["widgetType"] == "filter-single-select"
+    queries = {q["name"]: q["query"] for q in widget["queries"]}
+    bound = {(queries[f["queryName"]]["datasetName"], f.get("fieldName") or f.get("parameterName"))
+             for f in widget["spec"]["encodings"]["fields"]}
+    assert bound == {("property_keys", "property_key"), ("usage_by_property", "property_key")}
+    assert widget["spec"]["selection"]["defaultSelection"]["values"]["values"] == [{"value": first_key}]
+    # No other page carries the filter: it would filter nothing there.
+    others = [i for p in board["pages"] if p is not page for i in p["layout"]
+              if i["widget"]["name"].endswith("_filter_property_key")]
+    assert not others
+
+
+def test_a_chart_over_a_dropdown_dataset_draws_each_choice_and_shows_the_default():
+    import pandas as pd
+
+    spec = parse_spec("s", {**PICKED, "parameters": {"key": {
+        "display_name": "Key", "options": {"dataset": "keys", "column": "k"}, "default": "tier",
+        "local": "dropdown"}}})
+    (widget,) = spec.pages[0].widgets
+    choices = Choices(spec.declared[0], {
+        "region": pd.DataFrame({"k": ["region"] * 3, "v": ["eu", "us", "eu"], "q": [1.0, 2.0, 3.0]}),
+        "tier": pd.DataFrame({"k": ["tier"], "v": ["gold"], "q": [5.0]}),
+        "unused": pd.DataFrame({"k": [], "v": [], "q": []})})
+    figure = choices_figure(widget, choices)
+    assert [(t["meta"]["choice"], t["visible"], t["x"], t["y"]) for t in figure["data"]] == [
+        ("region", False, ["eu", "us"], [4.0, 2.0]), ("tier", True, ["gold"], [5.0])]
+    (menu,) = figure["layout"]["updatemenus"]
+    assert [b["label"] for b in menu["buttons"]] == ["Key: region", "Key: tier", "Key: unused"]
+    assert [b["args"][0]["visible"] for b in menu["buttons"]] == [[True, False], [False, True], [False, False]]
+    assert menu["active"] == 1  # the default, "tier"
+    # Split per subscription (a customer report), every choice stays, empty where it has no rows.
+    parts = Choices(spec.declared[0], {
+        "a": pd.DataFrame({"subscription_key": ["s1", "s2"], "q": [1, 2]}),
+        "b": pd.DataFrame({"subscription_key": ["s1"], "q": [3]})}).split("subscription_key")
+    assert {k: {c: f["q"].tolist() for c, f in v.frames.items()} for k, v in parts.items()} == {
+        "s1": {"a": [1], "b": [3]}, "s2": {"a": [2], "b": []}}
+
+
 def test_report_file_names_are_safe_and_stable():
     key = "/subscriptions/x/resourceGroups/rg/providers/Microsoft.SaaS/resources/a b"
     assert report_file_name(key) == report_file_name(key)
@@ -169,12 +268,43 @@ def test_every_dataset_runs_on_the_gold_tables(spark, built):
         if param.options_sql:
             options = run_dataset(spark, lakehouse, Dataset("options", "options", param.options_sql))
             assert "All" in set(options.iloc[:, 0]) and len(options) > 1, param.keyword
+    # The property chart's dataset holds one key: the first configured one by default, else the one chosen;
+    # a key the table lacks falls back to the alphabetically first key.
+    keys = _configured_property_keys()
+    for name in PROPERTY_DASHBOARDS:
+        dataset = load_specs()[name].datasets["usage_by_property"]
+        assert set(run_dataset(spark, lakehouse, dataset)["property_key"]) == {keys[0]}, name
+        assert set(run_dataset(spark, lakehouse, dataset, {"property_key": keys[1]})["property_key"]) == {keys[1]}
+        assert set(run_dataset(spark, lakehouse, dataset, {"property_key": "no-such-key"})["property_key"]) == {
+            min(keys)}
     # A filter value narrows the rows: the parameters are really applied.
     dataset = load_specs()["customer_success"].datasets["consumption_daily"]
     everyone = run_dataset(spark, lakehouse, dataset)
     key = everyone["subscription_key"].iloc[0]
     narrowed = run_dataset(spark, lakehouse, dataset, {"subscription": key})
     assert set(narrowed["subscription_key"]) == {key} and 0 < len(narrowed) < len(everyone)
+
+
+def _figures(path: Path) -> dict:
+    text = Path(path).read_text(encoding="utf-8")
+    return json.loads(re.search(r"const FIGURES=(\{.*?\});for\(", text).group(1))
+
+
+@pytest.mark.slow
+def test_html_property_chart_has_a_dropdown_of_the_keys(built):
+    """One trace per configured key (the chart is coloured by key), the first key's alone visible."""
+    keys = _configured_property_keys()
+    for name in PROPERTY_DASHBOARDS:
+        figures = _figures(built["result"]["dashboards"][name])
+        (figure,) = [f for div, f in figures.items() if div.endswith("-usage_by_property")]
+        traces = figure["data"]
+        assert sorted(t["meta"]["choice"] for t in traces) == sorted(keys), name
+        assert [t["name"] for t in traces if t["visible"]] == [keys[0]], name
+        (menu,) = figure["layout"]["updatemenus"]
+        assert [b["label"] for b in menu["buttons"]] == [f"Event property: {k}" for k in sorted(keys)]
+        for button in menu["buttons"]:
+            shown = [t["name"] for t, visible in zip(traces, button["args"][0]["visible"]) if visible]
+            assert shown == [button["label"].split(": ", 1)[1]]
 
 
 @pytest.mark.slow
@@ -230,11 +360,34 @@ def test_html_dashboards_open_in_chromium_with_data_in_every_chart(spark, built,
             viewport={"width": 1400, "height": 900}, offline=True)
         try:
             for name, path in pages.items():
-                charts = _page_check(browser.new_page(), path, shots / f"{name}.png")
+                page = browser.new_page()
+                charts = _page_check(page, path, shots / f"{name}.png")
                 assert (shots / f"{name}.png").stat().st_size > 10_000
                 assert len(charts) >= 5, name
+                if name in PROPERTY_DASHBOARDS:
+                    _check_property_dropdown(page, name)
         finally:
             browser.close()
+
+
+def _check_property_dropdown(page, name: str) -> None:
+    """Choosing each key in the property chart's dropdown shows that key's bars alone, on its own values."""
+    (div,) = page.evaluate("() => Array.from(document.querySelectorAll('.chart')).map(d => d.id)"
+                           ".filter(id => id.endsWith('-usage_by_property'))")
+    state = f"""() => {{ const d = document.getElementById('{div}');
+        const shown = d.data.filter(t => t.visible === true);
+        return [shown.map(t => t.name), shown.flatMap(t => t.x),
+                Array.from(d.querySelectorAll('.xtick text')).map(t => t.textContent)]; }}"""
+    keys = _configured_property_keys()
+    for key in sorted(keys, reverse=True):  # the default key last: switching back works too
+        page.locator(f"#{div} .updatemenu-header").click()
+        page.locator(f"#{div} .updatemenu-dropdown-button", has_text=f"Event property: {key}").click()
+        page.wait_for_function(f"() => document.getElementById('{div}').data.some("
+                               f"t => t.visible === true && t.name === {json.dumps(key)})")
+        names, values, ticks = page.evaluate(state)
+        assert names == [key], name
+        # The axis holds this key's values only (plotly may thin out crowded tick labels).
+        assert ticks and set(ticks) <= set(map(str, values)), (name, key, ticks)
 
 
 @pytest.mark.slow

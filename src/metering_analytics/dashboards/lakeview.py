@@ -4,7 +4,8 @@ The serialized dashboard holds `datasets` (name, displayName, queryLines, parame
 whose `layout` places widgets on a 6-column grid. A widget has `queries` (fields over one dataset,
 aggregated unless `disaggregated`) and a `spec` (widgetType, version, encodings, frame). Dashboard
 parameters are dataset parameters bound to filter widgets: a date-range picker for `:date_range`,
-single-select filters for `:plan` and `:subscription` whose options come from a small dataset.
+single-select filters for `:plan`, `:subscription` and a spec's own parameters, whose options come
+from a small dataset (generated here for the built-in ones, a dataset of the spec for its own).
 
 Datasets name gold tables without catalog and schema; the bundle's dashboard resource sets them
 per target (`dataset_catalog`, `dataset_schema`). Datasets that `requires_table` a table not built yet
@@ -54,6 +55,12 @@ def _options_dataset(p: Parameter) -> Dataset:
     return Dataset(OPTIONS_PREFIX + p.keyword, f"{p.display_name} options", p.options_sql)
 
 
+def _options_dataset_name(p: Parameter) -> str | None:
+    if p.options_dataset:
+        return p.options_dataset
+    return OPTIONS_PREFIX + p.keyword if p.options_sql else None
+
+
 def _encoding(field, scale: str, title: str | None = None) -> dict:
     label = title or field.name
     return {"fieldName": field.name, "scale": {"type": scale}, "displayName": label,
@@ -98,10 +105,10 @@ def _widget_json(w: Widget) -> dict:
 def _filter_widget(p: Parameter, page: str, datasets: list[Dataset]) -> dict:
     """A filter bound to parameter `p` of every dataset on the page that uses it."""
     queries, fields = [], []
-    if p.options_sql:
+    if _options_dataset_name(p):
         name = f"{page}_{p.keyword}_options"
         queries.append({"name": name, "query": {
-            "datasetName": OPTIONS_PREFIX + p.keyword,
+            "datasetName": _options_dataset_name(p),
             "fields": [{"name": p.options_field, "expression": f"`{p.options_field}`"}],
             "disaggregated": False}})
         fields.append({"fieldName": p.options_field, "displayName": p.display_name, "queryName": name})

@@ -7,6 +7,10 @@ the widget's aggregation (`sum(x)` grouped by its other fields) is done in panda
 the warehouse. Pages marked `per_subscription` are written once per subscription, each from the rows
 of that subscription only (the customer reports: see `reports.py`).
 
+A dataset that uses a `local: dropdown` parameter is run once per choice of that parameter (the rows
+of its options dataset), and each chart over it draws every choice's traces with only the default
+choice's visible, plus a plotly dropdown that shows another choice's: the page stays static HTML.
+
 Entry point: `write_local_dashboards(spark, lakehouse, out_dir)`.
 """
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -25,13 +30,16 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 
+from metering_analytics.config import ConfigError
 from metering_analytics.dashboards.spec import (
-    ALL, SPEC_DIR, DashboardSpec, Dataset, FieldRef, Page, Widget, load_specs,
+    ALL, SPEC_DIR, DashboardSpec, Dataset, FieldRef, Page, Parameter, Widget, load_specs,
 )
 from metering_analytics.io.lakehouse import Lakehouse
 
 ROW_HEIGHT_PX = 56
 TABLE_MAX_ROWS = 200
+# A dropdown is for a short list (property keys, say); a chart draws every choice's traces.
+MAX_CHOICES = 50
 # A string literal (kept), or a parameter marker `:name` / `:name.min` (not a `::` cast).
 _MARKER = re.compile(r"'(?:[^'\\]|\\.|'')*'|(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)(?:\.(min|max))?\b")
 PALETTE = ["#077A9D", "#FFAB00", "#00A972", "#FF3621", "#8BCAE7", "#AB4057", "#99DDB4", "#FCA4A1",
@@ -96,6 +104,45 @@ def run_dataset(spark: SparkSession, lakehouse: Lakehouse, dataset: Dataset,
 
 def dataset_available(spark: SparkSession, lakehouse: Lakehouse, dataset: Dataset) -> bool:
     return not dataset.requires_table or lakehouse.exists(spark, "gold", dataset.requires_table)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A dataset's rows per choice of its dropdown parameter, in the options' order."""
+
+    parameter: Parameter
+    frames: dict[str, pd.DataFrame]
+
+    def __len__(self) -> int:
+        return sum(len(f) for f in self.frames.values())
+
+    @property
+    def default(self) -> str | None:
+        """The choice shown first: the parameter's default when it is one of the choices, else the first."""
+        if self.parameter.default and self.parameter.default[0] in self.frames:
+            return self.parameter.default[0]
+        return next(iter(self.frames), None)
+
+    def empty(self) -> "Choices":
+        return Choices(self.parameter, {v: f.iloc[0:0] for v, f in self.frames.items()})
+
+    def split(self, column: str) -> dict[object, "Choices"]:
+        """Per value of `column`: the choices with only that value's rows (empty where it has none)."""
+        parts: dict[object, dict[str, pd.DataFrame]] = {}
+        for choice, frame in self.frames.items():
+            for key, rows in frame.groupby(column, sort=False, dropna=True):
+                parts.setdefault(key, {})[choice] = rows
+        empty = self.empty().frames
+        return {key: Choices(self.parameter, {v: found.get(v, empty[v]) for v in self.frames})
+                for key, found in parts.items()}
+
+
+def choice_values(options: pd.DataFrame, column: str) -> list[str]:
+    """The distinct non-null values of the options' column, in their order, at most MAX_CHOICES."""
+    if column not in options.columns:
+        raise ConfigError(f"the options dataset returns {list(options.columns)}, not the column '{column}'")
+    values = [str(v) for v in options[column].tolist() if v is not None and not pd.isna(v)]
+    return list(dict.fromkeys(values))[:MAX_CHOICES]
 
 
 # -- widgets -> plotly figures -------------------------------------------------------------------
@@ -199,6 +246,36 @@ def widget_figure(widget: Widget, frame: pd.DataFrame) -> dict:
     return {"data": traces, "layout": layout}
 
 
+def choices_figure(widget: Widget, choices: Choices) -> dict:
+    """Every choice's traces, the default choice's visible, and a dropdown that switches between them.
+
+    Each trace carries its choice in `meta`; a button's `visible` list shows that choice's traces only.
+    """
+    if not choices.frames:  # nothing to choose from (no options): an empty chart, as with no rows
+        return widget_figure(widget, pd.DataFrame(columns=[f.column for f in widget.fields]))
+    figures = {v: widget_figure(widget, frame) for v, frame in choices.frames.items()}
+    shown = choices.default
+    traces, owners = [], []
+    for choice, figure in figures.items():
+        for trace in figure["data"]:
+            traces.append({**trace, "meta": {"choice": choice}, "visible": choice == shown})
+            owners.append(choice)
+    # Hidden traces take no part in autoranging or in a category axis, so the axes follow the choice shown.
+    layout = dict(figures[shown]["layout"])
+    name = choices.parameter.display_name
+    buttons = [{"label": f"{name}: {choice}", "method": "restyle",
+                "args": [{"visible": [owner == choice for owner in owners]}]} for choice in figures]
+    layout["updatemenus"] = [{"type": "dropdown", "buttons": buttons, "active": list(figures).index(shown),
+                              "showactive": True, "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom",
+                              "pad": {"t": 2, "b": 2}}]
+    layout["margin"] = {**layout["margin"], "t": 40}
+    return {"data": traces, "layout": layout}
+
+
+def figure_for(widget: Widget, frame: pd.DataFrame | Choices) -> dict:
+    return choices_figure(widget, frame) if isinstance(frame, Choices) else widget_figure(widget, frame)
+
+
 # -- HTML ----------------------------------------------------------------------------------------
 
 _CSS = """
@@ -221,12 +298,12 @@ def _plotly_script(plotly_js: str) -> str:
     return f'<script src="{html.escape(plotly_js)}"></script>'
 
 
-def page_section(page: Page, widgets_frames: list[tuple[Widget, pd.DataFrame]], prefix: str,
+def page_section(page: Page, widgets_frames: list[tuple[Widget, pd.DataFrame | Choices]], prefix: str,
                  figures: dict[str, dict], heading: bool = True) -> str:
     cards = []
     for widget, frame in widgets_frames:
         div_id = f"{prefix}-{widget.name}"
-        figures[div_id] = widget_figure(widget, frame)
+        figures[div_id] = figure_for(widget, frame)
         cards.append(f'<div class="card" style="grid-column:span {widget.width}">'
                      f"<h3>{html.escape(widget.title)}</h3>"
                      f'<div class="chart" id="{div_id}" style="height:{widget.height * ROW_HEIGHT_PX - 40}px">'
@@ -253,7 +330,12 @@ def html_document(title: str, subtitle: str, body: str, figures: dict[str, dict]
 def parameters_note(spec: DashboardSpec) -> str:
     parts = []
     for p in spec.parameters([d for d in spec.datasets.values()]):
-        parts.append(f"{p.display_name}: " + ("whole history" if p.is_range else ALL.lower()))
+        if p.dropdown:
+            parts.append(f"{p.display_name}: chosen in the chart")
+        elif p.options_dataset:
+            parts.append(f"{p.display_name}: {p.default[0]}")
+        else:
+            parts.append(f"{p.display_name}: " + ("whole history" if p.is_range else ALL.lower()))
     return '<span class="params">Parameters: ' + html.escape("; ".join(parts)) + "</span>" if parts else ""
 
 
@@ -262,7 +344,7 @@ class DatasetCache:
 
     def __init__(self, spark: SparkSession, lakehouse: Lakehouse):
         self.spark, self.lakehouse = spark, lakehouse
-        self.frames: dict[tuple[str, str], pd.DataFrame | None] = {}
+        self.frames: dict[tuple[str, str], pd.DataFrame | Choices | None] = {}
         self.seconds: dict[str, float] = {}
 
     def prefetch(self, specs: Mapping[str, DashboardSpec], workers: int = 4) -> None:
@@ -272,14 +354,23 @@ class DatasetCache:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda key: self.get(*key), keys))
 
-    def get(self, spec: DashboardSpec, name: str) -> pd.DataFrame | None:
-        """None when the dataset waits for a table that does not exist yet."""
+    def get(self, spec: DashboardSpec, name: str) -> pd.DataFrame | Choices | None:
+        """None when the dataset waits for a table that does not exist yet; Choices when it uses a
+        dropdown parameter (then its options dataset is queried first)."""
         key = (spec.name, name)
         if key not in self.frames:
             dataset = spec.datasets[name]
+            picked = dataset.dropdown_parameter
+            options = self.get(spec, picked.options_dataset) if picked else None
             started = time.perf_counter()
-            self.frames[key] = (run_dataset(self.spark, self.lakehouse, dataset)
-                                if dataset_available(self.spark, self.lakehouse, dataset) else None)
+            if not dataset_available(self.spark, self.lakehouse, dataset):
+                self.frames[key] = None
+            elif picked:
+                values = choice_values(options, picked.options_field)
+                self.frames[key] = Choices(picked, {
+                    v: run_dataset(self.spark, self.lakehouse, dataset, {picked.keyword: v}) for v in values})
+            else:
+                self.frames[key] = run_dataset(self.spark, self.lakehouse, dataset)
             self.seconds[f"{spec.name}.{name}"] = round(time.perf_counter() - started, 2)
         return self.frames[key]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from metering_analytics.dashboards.render import (
-    DatasetCache, html_document, page_section,
+    Choices, DatasetCache, html_document, page_section,
 )
 from metering_analytics.dashboards.spec import DashboardSpec, Page
 
@@ -30,9 +30,13 @@ def report_file_name(subscription_key: str) -> str:
     return f"subscription-{hashlib.sha256(subscription_key.encode('utf-8')).hexdigest()[:16]}.html"
 
 
-def _split(frame: pd.DataFrame, where: str) -> dict[str, pd.DataFrame]:
-    if KEY not in frame.columns:
+def _split(frame: pd.DataFrame | Choices, where: str) -> dict[str, pd.DataFrame | Choices]:
+    """The rows per subscription; a dataset run per dropdown choice is split choice by choice."""
+    choices = isinstance(frame, Choices)
+    if any(KEY not in f.columns for f in (frame.frames.values() if choices else [frame])):
         raise ValueError(f"{where}: a per-subscription dataset must return {KEY}")
+    if choices:
+        return frame.split(KEY)
     return {key: rows for key, rows in frame.groupby(KEY, sort=False, dropna=True)}
 
 
@@ -71,8 +75,8 @@ def write_customer_reports(specs: dict[str, DashboardSpec], cache: DatasetCache,
 
 def _write_page_reports(spec: DashboardSpec, page: Page, cache: DatasetCache, out_dir: Path, as_of: str,
                         plotly_js: str) -> tuple[dict, list[str]]:
-    by_dataset: dict[str, dict[str, pd.DataFrame]] = {}
-    empty: dict[str, pd.DataFrame] = {}
+    by_dataset: dict[str, dict[str, pd.DataFrame | Choices]] = {}
+    empty: dict[str, pd.DataFrame | Choices] = {}
     pending = []
     for name in dict.fromkeys(w.dataset for w in page.widgets):
         frame = cache.get(spec, name)
@@ -80,7 +84,7 @@ def _write_page_reports(spec: DashboardSpec, page: Page, cache: DatasetCache, ou
             pending.append(f"{spec.name}.{page.name}: {name} (needs gold.{spec.datasets[name].requires_table})")
             continue
         by_dataset[name] = _split(frame, f"{spec.name}.{name}")
-        empty[name] = frame.iloc[0:0]
+        empty[name] = frame.empty() if isinstance(frame, Choices) else frame.iloc[0:0]
     # The subscriptions are those of the page's first dataset (the summary: every subscription).
     first = page.widgets[0].dataset
     subscriptions = by_dataset.get(first, {})
@@ -90,6 +94,8 @@ def _write_page_reports(spec: DashboardSpec, page: Page, cache: DatasetCache, ou
         shown = [(w, by_dataset[w.dataset].get(key, empty[w.dataset]))
                  for w in page.widgets if w.dataset in by_dataset]
         body = page_section(page, shown, "r", figures, heading=False)
+        if isinstance(summary, Choices):  # a page that starts with a dropdown chart
+            summary = next((f for f in summary.frames.values() if len(f)), pd.DataFrame())
         plan = summary["plan_id"].iloc[0] if "plan_id" in summary.columns else ""
         title = f"Usage report - {key}"
         subtitle = (f"Plan {html.escape(str(plan))}. Data as of {html.escape(as_of)}. "

@@ -5,8 +5,11 @@ schema come from where it runs) and pages of widgets over those datasets. Two re
 `lakeview.py` writes the Databricks AI/BI (Lakeview) `dashboards/<name>.lvdash.json`, and
 `render.py` runs the same SQL on the local lakehouse and writes HTML pages with plotly.
 
-Dashboard parameters are the three in `PARAMETERS`; a dataset uses one by writing it in its SQL
-(`:date_range.min` / `:date_range.max`, `:plan`, `:subscription`). "All" means no filter.
+Dashboard parameters are the three in `PARAMETERS`, plus those a spec declares under `parameters:`;
+a dataset uses one by writing it in its SQL (`:date_range.min` / `:date_range.max`, `:plan`,
+`:subscription`, `:<declared>`). For the built-in ones "All" means no filter. A declared parameter takes
+its choices from a dataset of the spec (a filter in Lakeview); with `local: dropdown` the local HTML
+gives every chart over a dataset that uses it a dropdown of those choices instead of one fixed value.
 
 A dataset with `requires_table` reads a table that another part of the product adds later: it is
 left out of the Lakeview file and rendered locally only when that table exists.
@@ -19,11 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from metering_analytics.config import PROJECT_ROOT, ConfigError
+from metering_analytics.config import PROJECT_ROOT, ConfigError, read_yaml
 
 SPEC_DIR = PROJECT_ROOT / "dashboards" / "spec"
 LAKEVIEW_DIR = PROJECT_ROOT / "dashboards"
+CONF_DIR = PROJECT_ROOT / "conf"
 ALL = "All"
+LOCAL_MODES = ("default", "dropdown")
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,14 @@ class Parameter:
     data_type: str  # DATE | STRING
     is_range: bool = False
     default: tuple[str, ...] = ()  # (value,) or (min, max) for a range
-    options_sql: str | None = None  # the values a filter offers (first column)
+    options_sql: str | None = None  # the values a filter offers (first column); Lakeview adds it as a dataset
     options_field: str | None = None
+    options_dataset: str | None = None  # instead of options_sql: a dataset of the spec lists the values
+    local: str = "default"  # local HTML: the default value, or "dropdown" (every chart picks a value)
+
+    @property
+    def dropdown(self) -> bool:
+        return self.local == "dropdown"
 
 
 # Local renders use these defaults: the whole history, every plan, every subscription.
@@ -91,11 +102,17 @@ class Dataset:
     display_name: str
     sql: str
     requires_table: str | None = None
+    declared: tuple[Parameter, ...] = ()  # the spec's own parameters, known besides PARAMETERS
 
     @property
     def parameters(self) -> list[Parameter]:
         used = {m.group(1) for m in _PARAM_USE.finditer(_without_strings(self.sql))}
-        return [p for k, p in PARAMETERS.items() if k in used]
+        return [p for k, p in known_parameters(self.declared).items() if k in used]
+
+    @property
+    def dropdown_parameter(self) -> Parameter | None:
+        """The parameter the local HTML turns into a per-chart dropdown, if the dataset uses one."""
+        return next((p for p in self.parameters if p.dropdown), None)
 
 
 @dataclass(frozen=True)
@@ -148,10 +165,16 @@ class DashboardSpec:
     datasets: dict[str, Dataset]
     pages: tuple[Page, ...]
     source: Path | None = field(default=None, compare=False)
+    declared: tuple[Parameter, ...] = ()
 
     def parameters(self, datasets: list[Dataset] | None = None) -> list[Parameter]:
         used = {p.keyword for d in (datasets or self.datasets.values()) for p in d.parameters}
-        return [p for k, p in PARAMETERS.items() if k in used]
+        return [p for k, p in known_parameters(self.declared).items() if k in used]
+
+
+def known_parameters(declared: tuple[Parameter, ...] = ()) -> dict[str, Parameter]:
+    """The built-in parameters, then a spec's own, by keyword (the order of the filter widgets)."""
+    return {**PARAMETERS, **{p.keyword: p for p in declared}}
 
 
 def _without_strings(sql: str) -> str:
@@ -159,13 +182,55 @@ def _without_strings(sql: str) -> str:
     return re.sub(r"'(?:[^']|'')*'", "''", sql)
 
 
-def parse_spec(name: str, raw: dict, source: Path | None = None) -> DashboardSpec:
+def _conf_value(reference: str, conf_dir: Path, where: str) -> str | None:
+    """`<file> <dotted.path>` in conf/: the entry's value, or its first item when it is a list."""
+    parts = str(reference).split()
+    if len(parts) != 2:
+        raise ConfigError(f"{where}: default_from is '<file in conf/> <dotted.key>', not {reference!r}")
+    value = read_yaml(Path(conf_dir) / parts[0])
+    for key in parts[1].split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
+
+def _parse_parameter(key: str, p: dict, where: str, conf_dir: Path) -> Parameter:
+    """A spec's own single-value STRING parameter, whose choices a dataset of the spec lists."""
+    where = f"{where}: parameter '{key}'"
+    if not isinstance(p, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    extra = set(p) - {"display_name", "type", "options", "default", "default_from", "local"}
+    if extra:
+        raise ConfigError(f"{where}: unknown keys {sorted(extra)}")
+    if key in PARAMETERS or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        raise ConfigError(f"{where}: not a name, or the name of a built-in parameter")
+    if p.get("type", "STRING") != "STRING":
+        raise ConfigError(f"{where}: type must be STRING (date ranges are the built-in :date_range)")
+    options = p.get("options")
+    if not isinstance(options, dict) or set(options) != {"dataset", "column"}:
+        raise ConfigError(f"{where}: options must be {{dataset: <a dataset of this spec>, column: <its column>}}")
+    if p.get("local", "default") not in LOCAL_MODES:
+        raise ConfigError(f"{where}: local must be one of {list(LOCAL_MODES)}")
+    if "default" not in p and "default_from" not in p:
+        raise ConfigError(f"{where}: needs a default or a default_from")
+    # The configured value when there is one; `default` covers an empty or absent entry.
+    configured = _conf_value(p["default_from"], conf_dir, where) if "default_from" in p else None
+    default = configured if configured is not None else str(p.get("default") or "")
+    return Parameter(key, p.get("display_name", key), "STRING", default=(default,),
+                     options_field=str(options["column"]), options_dataset=str(options["dataset"]),
+                     local=p.get("local", "default"))
+
+
+def parse_spec(name: str, raw: dict, source: Path | None = None, conf_dir: Path = CONF_DIR) -> DashboardSpec:
     where = str(source or name)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
-    unknown = set(raw) - {"display_name", "description", "datasets", "pages"}
+    unknown = set(raw) - {"display_name", "description", "parameters", "datasets", "pages"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    declared = tuple(_parse_parameter(k, p, where, conf_dir) for k, p in (raw.get("parameters") or {}).items())
+    known = known_parameters(declared)
     datasets = {}
     for key, d in (raw.get("datasets") or {}).items():
         if not isinstance(d, dict) or not d.get("sql"):
@@ -173,17 +238,26 @@ def parse_spec(name: str, raw: dict, source: Path | None = None) -> DashboardSpe
         extra = set(d) - {"display_name", "sql", "requires_table"}
         if extra:
             raise ConfigError(f"{where}: dataset '{key}': unknown keys {sorted(extra)}")
-        ds = Dataset(key, d.get("display_name", key), d["sql"].strip(), d.get("requires_table"))
+        ds = Dataset(key, d.get("display_name", key), d["sql"].strip(), d.get("requires_table"), declared)
         for m in _PARAM_USE.finditer(_without_strings(ds.sql)):
-            param = PARAMETERS.get(m.group(1))
+            param = known.get(m.group(1))
             if param is None:
                 raise ConfigError(f"{where}: dataset '{key}' uses unknown parameter :{m.group(1)}")
             if param.is_range != bool(m.group(2)):
                 raise ConfigError(f"{where}: dataset '{key}': write :{param.keyword}"
                                   f"{'.min/.max' if param.is_range else ''}")
+        if sum(p.dropdown for p in ds.parameters) > 1:  # each chart gets one dropdown
+            raise ConfigError(f"{where}: dataset '{key}' uses more than one `local: dropdown` parameter")
         datasets[key] = ds
     if not datasets:
         raise ConfigError(f"{where}: no datasets")
+    for p in declared:
+        options = datasets.get(p.options_dataset)
+        if options is None or options.requires_table:
+            raise ConfigError(f"{where}: parameter '{p.keyword}': options dataset '{p.options_dataset}' "
+                              "is not a dataset of this spec (or waits for a table)")
+        if any(q.dropdown for q in options.parameters):
+            raise ConfigError(f"{where}: parameter '{p.keyword}': its options dataset uses a dropdown parameter")
     pages, names = [], set()
     for p in raw.get("pages") or []:
         widgets = []
@@ -200,7 +274,7 @@ def parse_spec(name: str, raw: dict, source: Path | None = None) -> DashboardSpe
     if not pages:
         raise ConfigError(f"{where}: no pages")
     return DashboardSpec(name, raw.get("display_name", name), raw.get("description", ""), datasets,
-                         tuple(pages), source)
+                         tuple(pages), source, declared)
 
 
 def _parse_widget(w: dict, where: str, datasets: dict[str, Dataset], names: set[str]) -> Widget:
