@@ -1,5 +1,5 @@
 """Forecast backtest (pure pandas): window split without leakage, baselines with known answers, metrics,
-champion rule, conformal intervals, settings validation."""
+champion rule, conformal intervals calibrated on the windows just before, settings validation."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,11 +12,13 @@ import pytest
 from metering_analytics.config import ConfigError
 from metering_analytics.gold.settings import GoldSettings
 from metering_analytics.models.forecasting.backtest import (
+    CALIBRATION,
     HOLDOUT,
     SELECTION,
     backtest_windows,
     choose_champion,
     conformal_bounds,
+    conformal_quantiles,
     forecast_series,
     mase,
     smape,
@@ -50,6 +52,16 @@ def test_windows_shrink_to_the_history_and_keep_one_selection_window():
     assert backtest_windows(250, 100, 300, 200, 2, 2) == []
 
 
+def test_calibration_windows_come_first_and_go_first():
+    windows = backtest_windows(n=1000, horizon=100, history=300, min_train=200, selection=2, holdout=2,
+                               calibration=3)
+    assert [w.role for w in windows] == [CALIBRATION] * 3 + [SELECTION] * 2 + [HOLDOUT] * 2
+    assert [w.cutoff for w in windows] == [300, 400, 500, 600, 700, 800, 900]
+    # 5 windows fit after 500 periods of training: the calibration windows shrink, not the scored ones.
+    assert [w.role for w in backtest_windows(1000, 100, 300, 500, 2, 2, 3)] == \
+        [CALIBRATION] + [SELECTION] * 2 + [HOLDOUT] * 2
+
+
 def test_seasonal_naive_repeats_the_last_season():
     y = np.array([1, 2, 3, 10, 20, 30], float)
     fc = seasonal_naive(y, h=5, season=3)
@@ -74,10 +86,41 @@ def test_mase_and_smape_known_values():
     assert smape(np.array([100.0, 0.0]), np.array([50.0, 0.0])) == pytest.approx((2 * 50 / 150) / 2 * 100)
 
 
+def test_conformal_quantiles_take_the_finite_sample_ranks():
+    errors = np.arange(19, 0, -1, dtype=float)  # 19 errors, 1..19, in any order
+    # ranks floor(20 x 0.1) = 2 and ceil(20 x 0.9) = 18; the plain 10% / 90% quantiles would be 2.8 and 17.2
+    assert conformal_quantiles(errors) == (2.0, 18.0)
+    # fewer than 9 errors have no such ranks: the extremes stand in
+    assert conformal_quantiles(np.array([0.3, -0.1, 0.2])) == (-0.1, 0.3)
+
+
 def test_conformal_bounds_scale_relative_errors_with_the_level():
+    # 101 errors -0.2, -0.196, ..., 0.2: ranks floor(102 x 0.1) = 10 and ceil(102 x 0.9) = 92: -/+0.164
     lower, upper = conformal_bounds(np.array([100.0, 0.0]), [np.linspace(-0.2, 0.2, 101)])
-    assert lower.tolist() == pytest.approx([84.0, 0.0])  # 100 - 0.16 x 100; the zero forecast: max(0 - 0.16, 0)
-    assert upper.tolist() == pytest.approx([116.0, 0.16])
+    assert lower.tolist() == pytest.approx([83.6, 0.0])  # 100 - 0.164 x 100; the zero forecast: max(0 - 0.164, 0)
+    assert upper.tolist() == pytest.approx([116.4, 0.164])
+
+
+def test_intervals_are_calibrated_on_the_windows_just_before():
+    """Known answer: a weekly pattern that doubles every week up to week 4, then stays. The weekly naive's
+    relative errors per 14-day window are 1 and 3 (window 1), 1 (window 2), then 0 (windows 3 and 4); with
+    2 calibration windows each interval uses at most the 2 windows before it."""
+    pattern = np.arange(1.0, 8.0)
+    values = np.concatenate([pattern * 2.0 ** min(week, 4) for week in range(10)])  # 70 days
+    settings = replace(CHEAP, every_series_models=(SEASONAL_NAIVE_WEEKLY,), min_train_days=14,
+                       selection_windows=1, holdout_windows=1,
+                       daily=replace(CHEAP.daily, backtest_horizon_days=14, history_days=28, calibration_windows=2))
+    result = _run(_daily_series(values), settings)
+    metrics = result[result.record == "metric"].sort_values("window")
+    assert metrics["window_role"].tolist() == [CALIBRATION, CALIBRATION, SELECTION, HOLDOUT]
+    # window 2: on window 1's errors, [yhat x 2, yhat x 4], its actuals are yhat x 2: all in; window 3: the same
+    # interval (windows 1-2), actuals = yhat: none in; window 4: windows 2-3 only, [yhat, yhat x 2]: all in.
+    assert metrics["coverage_80"].tolist()[1:] == [1.0, 0.0, 1.0]
+    assert np.isnan(metrics["coverage_80"].iloc[0])
+    forecast = result[result.record == "forecast"]
+    # the final interval: windows 3-4, errors all 0, so no width; window 1's large errors are too old to count
+    assert forecast["yhat_lower"].tolist() == forecast["yhat"].tolist() == forecast["yhat_upper"].tolist()
+    assert forecast["yhat"].head(7).tolist() == (pattern * 16).tolist()
 
 
 def test_champion_needs_to_beat_the_weekly_naive_on_selection_windows():
@@ -128,7 +171,7 @@ def test_weekly_pattern_is_forecast_exactly_by_the_weekly_naive():
     assert forecast["ts"].iloc[0] == pd.Timestamp("2025-03-26")
     metrics = result[(result.record == "metric") & (result.model == SEASONAL_NAIVE_WEEKLY)]
     assert metrics["smape"].tolist() == [0.0] * len(metrics)
-    assert set(metrics["window_role"]) == {SELECTION, HOLDOUT}
+    assert set(metrics["window_role"]) == {SELECTION, HOLDOUT}  # 4 windows fit: none left to calibrate
 
 
 def test_settings_errors_name_the_entry():

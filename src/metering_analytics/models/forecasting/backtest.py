@@ -5,15 +5,18 @@ one series' periods in, its metric rows and its forecast rows out (RESULT_SCHEMA
 
 Windows: the last W consecutive, non-overlapping windows of `backtest_horizon` periods before the end of
 the data; the model is fitted on the (at most `history`) periods before the window's cutoff and never sees
-anything from the cutoff on. The earlier windows are *selection* windows, the last `holdout_windows` are
-*holdout* windows. The champion is the candidate with the lowest mean MASE over the selection windows, and
-only if that is below the weekly seasonal naive's; otherwise the weekly seasonal naive is the champion. So
-the holdout windows score a choice made without them.
+anything from the cutoff on. The first `calibration_windows` windows are *calibration* windows (they only
+calibrate intervals), then come the *selection* windows, and the last `holdout_windows` are *holdout*
+windows. The champion is the candidate with the lowest mean MASE over the selection windows, and only if
+that is below the weekly seasonal naive's; otherwise the weekly seasonal naive is the champion. So the
+holdout windows score a choice made without them.
 
 Intervals: raw model intervals are rarely calibrated (Prophet's and the naive's are too wide or narrow
-on count data), so the published 80% interval is split conformal: yhat + the 10% and 90% quantiles of the
-model's out-of-sample errors in the earlier windows (`coverage_80` of a window uses only windows before it;
-the final forecast uses all of them). `raw_coverage_80` keeps the model's own interval for comparison.
+on count data), so the published 80% interval is split conformal on relative errors: yhat + max(yhat, 1) x
+the finite-sample 10% / 90% conformal quantiles of the model's out-of-sample relative errors in the
+`calibration_windows` windows just before (`coverage_80` of a window uses only windows before it; the final
+forecast uses the last ones). The same number of windows calibrates every interval, so a holdout window's
+coverage measures the procedure the final forecast uses. `raw_coverage_80` keeps the model's own interval.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from pyspark.sql.types import (
 from metering_analytics.models.forecasting.candidates import Forecast, Seasons, fit_predict
 from metering_analytics.models.forecasting.settings import BASELINE, HOURLY, ForecastSettings
 
-SELECTION, HOLDOUT = "selection", "holdout"
+CALIBRATION, SELECTION, HOLDOUT = "calibration", "selection", "holdout"
 METRIC, FORECAST = "metric", "forecast"
 
 RESULT_SCHEMA = StructType(
@@ -45,7 +48,7 @@ RESULT_SCHEMA = StructType(
         StructField("granularity", StringType(), False),
         StructField("model", StringType(), False),
         StructField("window", IntegerType(), True),  # metric rows: 1 = the earliest window
-        StructField("window_role", StringType(), True),  # selection | holdout
+        StructField("window_role", StringType(), True),  # calibration | selection | holdout
         StructField("test_start", TimestampType(), True),  # first period of the window: the cutoff
         StructField("test_end", TimestampType(), True),  # last period of the window
         StructField("points", IntegerType(), True),
@@ -66,7 +69,7 @@ RESULT_SCHEMA = StructType(
 @dataclass(frozen=True)
 class Window:
     number: int  # 1 = earliest
-    role: str  # selection | holdout
+    role: str  # calibration | selection | holdout
     train_start: int  # positions in the series: train = [train_start, cutoff), test = [cutoff, test_end)
     cutoff: int
     test_end: int
@@ -77,20 +80,22 @@ def step_of(granularity: str) -> pd.Timedelta:
 
 
 def backtest_windows(n: int, horizon: int, history: int, min_train: int, selection: int,
-                     holdout: int) -> list[Window]:
-    """The last (selection + holdout) windows of `horizon` periods that end with the series (n periods),
-    as many as have at least `min_train` periods before them. Fewer windows than asked: the holdout keeps
-    its count while at least one selection window remains."""
+                     holdout: int, calibration: int = 0) -> list[Window]:
+    """The last (calibration + selection + holdout) windows of `horizon` periods that end with the series
+    (n periods), as many as have at least `min_train` periods before them. Fewer windows than asked: the
+    calibration windows go first, then the holdout keeps its count while at least one selection window
+    remains."""
     fits = max(0, (n - min_train) // horizon) if horizon > 0 else 0
-    count = min(selection + holdout, fits)
+    count = min(calibration + selection + holdout, fits)
     if count == 0:
         return []
     holdout = min(holdout, count - 1)
+    selection = min(selection, count - holdout)
     windows = []
     for i in range(count):
         cutoff = n - (count - i) * horizon
-        windows.append(Window(i + 1, HOLDOUT if i >= count - holdout else SELECTION,
-                              max(0, cutoff - history), cutoff, cutoff + horizon))
+        role = HOLDOUT if i >= count - holdout else SELECTION if i >= count - holdout - selection else CALIBRATION
+        windows.append(Window(i + 1, role, max(0, cutoff - history), cutoff, cutoff + horizon))
     return windows
 
 
@@ -125,12 +130,26 @@ def relative_errors(actual: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return (actual - mean) / np.maximum(mean, 1.0)
 
 
+def conformal_quantiles(errors: np.ndarray, alpha: float = 0.2) -> tuple[float, float]:
+    """The split-conformal lower and upper quantiles of `errors` for a (1 - alpha) two-sided interval.
+
+    With n errors, the k-th smallest for k = floor((n + 1) alpha / 2) and ceil((n + 1)(1 - alpha / 2))
+    (Lei et al. 2018; Angelopoulos & Bates 2021, one tail each): a new exchangeable error falls outside each
+    with probability at most alpha / 2, where the plain empirical quantile is too narrow by O(1/n). With
+    too few errors for a rank (n < 2 / alpha - 1), the most extreme error seen stands in."""
+    ordered = np.sort(np.asarray(errors, float))
+    n = len(ordered)
+    low = int(np.floor((n + 1) * alpha / 2))
+    high = int(np.ceil((n + 1) * (1 - alpha / 2)))
+    return float(ordered[max(low, 1) - 1]), float(ordered[min(high, n) - 1])
+
+
 def conformal_bounds(mean: np.ndarray, errors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """yhat + max(yhat, 1) x the 10% / 90% quantiles of earlier relative errors, clipped at 0."""
+    """yhat + max(yhat, 1) x the conformal 10% / 90% quantiles of earlier relative errors, clipped at 0."""
     if not errors:
         nan = np.full(len(mean), np.nan)
         return nan, nan
-    low, high = np.quantile(np.concatenate(errors), [0.1, 0.9])
+    low, high = conformal_quantiles(np.concatenate(errors))
     scale = np.maximum(mean, 1.0)
     return np.maximum(mean + low * scale, 0.0), np.maximum(mean + high * scale, 0.0)
 
@@ -178,7 +197,8 @@ def forecast_series(frame: pd.DataFrame, settings: ForecastSettings, ends: dict[
     history = g.history_days * per_day
     windows = backtest_windows(len(y), g.backtest_horizon_days * per_day, history,
                                settings.min_train_days * per_day, settings.selection_windows,
-                               settings.holdout_windows)
+                               settings.holdout_windows, g.calibration_windows)
+    recent = g.calibration_windows
     models = candidate_models(settings, is_headline)
 
     def fit(model: str, start: int, stop: int, h: int) -> Forecast:
@@ -193,7 +213,7 @@ def forecast_series(frame: pd.DataFrame, settings: ForecastSettings, ends: dict[
             for w in windows:
                 fc = fit(model, w.train_start, w.cutoff, w.test_end - w.cutoff)
                 actual, train = y[w.cutoff:w.test_end], y[w.train_start:w.cutoff]
-                lower, upper = conformal_bounds(fc.mean, errors)
+                lower, upper = conformal_bounds(fc.mean, errors[-recent:])
                 per_window.append({
                     "mase": mase(actual, fc.mean, train, seasons.week), "smape": smape(actual, fc.mean),
                     "coverage_80": coverage(actual, lower, upper),
@@ -213,7 +233,7 @@ def forecast_series(frame: pd.DataFrame, settings: ForecastSettings, ends: dict[
     ]
     h = g.horizon_days * per_day
     fc = fit(champion, max(0, len(y) - history), len(y), h)
-    lower, upper = conformal_bounds(fc.mean, residuals.get(champion, []))
+    lower, upper = conformal_bounds(fc.mean, residuals.get(champion, [])[-recent:])
     if np.isnan(lower).any():  # no backtest window: the model's own interval
         lower, upper = fc.lower, fc.upper
     future = index[-1] + step_of(granularity) * np.arange(1, h + 1)

@@ -69,7 +69,7 @@ def forecast_input(event_totals_hourly: DataFrame, usage_by_product_hourly: Data
     for granularity in (HOURLY, DAILY):
         g = settings.granularity(granularity)
         end = period_end(as_of, granularity)
-        windows = settings.selection_windows + settings.holdout_windows
+        windows = g.calibration_windows + settings.selection_windows + settings.holdout_windows
         start = end - timedelta(days=max(g.history_days, settings.min_train_days) + windows * g.backtest_horizon_days)
         values = hourly if granularity == HOURLY else hourly.groupBy(
             "series", F.date_trunc("day", "ts").alias("ts")).agg(F.sum("y").alias("y"))

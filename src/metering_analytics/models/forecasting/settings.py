@@ -24,8 +24,8 @@ MODELS = (SEASONAL_NAIVE_WEEKLY, SEASONAL_NAIVE_DAILY, SEASONAL_MEAN_WEEKLY, MST
 BASELINE = SEASONAL_NAIVE_WEEKLY  # every champion must beat it on the selection windows
 
 _SECTIONS = {
-    HOURLY: {"horizon_days", "history_days", "backtest_horizon_days"},
-    DAILY: {"horizon_days", "history_days", "backtest_horizon_days"},
+    HOURLY: {"horizon_days", "history_days", "backtest_horizon_days", "calibration_windows"},
+    DAILY: {"horizon_days", "history_days", "backtest_horizon_days", "calibration_windows"},
     "backtest": {"selection_windows", "holdout_windows", "min_train_days"},
     "candidates": {"every_series", "headline_series", "seasonal_mean_weeks"},
     "headline_series": None,
@@ -41,6 +41,9 @@ class GranularitySettings:
     horizon_days: int
     history_days: int
     backtest_horizon_days: int
+    # The conformal interval of a window (and of the final forecast) is calibrated on the errors of the
+    # windows just before it, at most this many; that many extra windows precede the selection windows.
+    calibration_windows: int = 2
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,8 @@ class ProphetSettings:
 
 @dataclass(frozen=True)
 class ForecastSettings:
-    hourly: GranularitySettings = GranularitySettings(7, 42, 7)
-    daily: GranularitySettings = GranularitySettings(90, 730, 28)
+    hourly: GranularitySettings = GranularitySettings(7, 42, 7, 2)
+    daily: GranularitySettings = GranularitySettings(90, 730, 14, 8)
     selection_windows: int = 2
     holdout_windows: int = 2
     min_train_days: int = 21
@@ -97,7 +100,9 @@ def _granularity(raw: Mapping[Any, Any], where: str, default: GranularitySetting
     history = integer(raw.get("history_days", default.history_days), f"{where}.history_days", 14, 3660)
     backtest = integer(raw.get("backtest_horizon_days", default.backtest_horizon_days),
                         f"{where}.backtest_horizon_days", 1, 366)
-    return GranularitySettings(horizon, history, backtest)
+    calibration = integer(raw.get("calibration_windows", default.calibration_windows),
+                          f"{where}.calibration_windows", 1, 52)
+    return GranularitySettings(horizon, history, backtest, calibration)
 
 
 def parse_forecast_settings(raw: Any, gold: GoldSettings, source: str = "forecast settings") -> ForecastSettings:
