@@ -1,7 +1,9 @@
 """Silver stage: bronze.events -> typed silver tables and quarantine, incrementally and idempotently.
 
 A Delta stream over bronze hands each new slice of records to `process_batch`; every write is a MERGE
-keyed by the record's Capture position, so a replayed batch changes nothing.
+keyed by the record's Capture position, so a replayed batch changes nothing. Each MERGE also names the
+batch's sequence-number range on the target, so Delta reads only the files that can hold a match and a
+batch costs what its records cost, not what the tables hold.
 """
 from __future__ import annotations
 
@@ -52,27 +54,36 @@ class SilverResult:
     records: int = 0
 
 
-def _merge_new(lakehouse: Lakehouse, df: DataFrame, table: str) -> None:
+def sequence_bounds(records: DataFrame) -> str | None:
+    """A MERGE condition on the target alone: its sequence number within the records' range (Delta skips
+    the files outside it by their statistics). None when the records hold no sequence number."""
+    low, high = records.agg(F.min("sequence_number"), F.max("sequence_number")).first()
+    return None if low is None else f"t.sequence_number BETWEEN {int(low)} AND {int(high)}"
+
+
+def _merge_new(lakehouse: Lakehouse, df: DataFrame, table: str, bounds: str | None) -> None:
     if df.isEmpty():  # a MERGE costs several Spark jobs even with nothing to merge
         return
-    lakehouse.merge_insert_new(df, "silver", table, keys=KEY)
+    lakehouse.merge_insert_new(df, "silver", table, keys=KEY, extra_condition=bounds)
 
 
-def _merge_quarantine(lakehouse: Lakehouse, df: DataFrame) -> None:
+def _merge_quarantine(lakehouse: Lakehouse, df: DataFrame, bounds: str | None) -> None:
     spark = df.sparkSession
+    match = f"{QUARANTINE_MATCH} AND {bounds}" if bounds else QUARANTINE_MATCH
     (
         lakehouse.delta_table(spark, "silver", "quarantine").alias("t")
-        .merge(df.alias("s"), QUARANTINE_MATCH)
+        .merge(df.alias("s"), match)
         .whenMatchedUpdate(set={"reason": "s.reason", "detail": "s.detail"})
         .whenNotMatchedInsertAll()
         .execute()
     )
 
 
-def _delete_keys(lakehouse: Lakehouse, spark: SparkSession, table: str, keys: DataFrame) -> None:
+def _delete_keys(lakehouse: Lakehouse, spark: SparkSession, table: str, keys: DataFrame, bounds: str | None) -> None:
+    match = "t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number"
     (
         lakehouse.delta_table(spark, "silver", table).alias("t")
-        .merge(keys.alias("s"), "t.partition_id = s.partition_id AND t.sequence_number = s.sequence_number")
+        .merge(keys.alias("s"), f"{match} AND {bounds}" if bounds else match)
         .whenMatchedDelete()
         .execute()
     )
@@ -91,9 +102,9 @@ def _refresh_subscriptions(spark: SparkSession, lakehouse: Lakehouse) -> tuple[D
         F.col("message_type").isin("SubscriptionPurchased", "SubscriptionDeleted")
         & F.col("reason").isin(*LIFECYCLE_REASONS)
     )
-    rejected_rows = lifecycle.join(rejected, list(KEY), "inner")
+    rejected_rows = lifecycle.join(rejected, list(KEY), "inner").localCheckpoint()
     if not rejected_rows.isEmpty():
-        _merge_quarantine(lakehouse, facts.quarantine_rows(rejected_rows))
+        _merge_quarantine(lakehouse, facts.quarantine_rows(rejected_rows), sequence_bounds(rejected_rows))
 
     subs = lakehouse.read(spark, "silver", "subscriptions")
     newly_deleted = (
@@ -130,37 +141,39 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     bronze_like = waiting.withColumn("enqueued_time_raw", F.lit(None).cast("string")).localCheckpoint()
     if bronze_like.isEmpty():
         return
+    bounds = sequence_bounds(bronze_like)
     usage = facts.usage_candidates(decode_messages(bronze_like))
     valid, rejected = resolve_usage(usage, subs, dimensions)
     valid = valid.localCheckpoint()
     rejected = rejected.localCheckpoint()
-    _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY))
-    _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY))
-    _merge_new(lakehouse, valid, "usage_events")
-    _merge_quarantine(lakehouse, facts.quarantine_rows(rejected))
+    _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY), bounds)
+    _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY), bounds)
+    _merge_new(lakehouse, valid, "usage_events", bounds)
+    _merge_quarantine(lakehouse, facts.quarantine_rows(rejected), bounds)
 
 
 def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> None:
     """Parse one slice of bronze records into the silver tables and quarantine."""
     decoded = decode_messages(bronze_batch).localCheckpoint()
+    bounds = sequence_bounds(decoded)
     lifecycle = facts.subscription_lifecycle(decoded).localCheckpoint()
     lifecycle_changed = not lifecycle.isEmpty()
     if lifecycle_changed:
-        _merge_new(lakehouse, lifecycle, "subscription_lifecycle")
+        _merge_new(lakehouse, lifecycle, "subscription_lifecycle", bounds)
         subs, newly_deleted = _refresh_subscriptions(spark, lakehouse)
     else:
         subs = lakehouse.read(spark, "silver", "subscriptions")
     subs = subs.localCheckpoint()
 
-    _merge_new(lakehouse, facts.marketplace_submissions(decoded), "marketplace_submissions")
-    _merge_new(lakehouse, facts.pings(decoded), "pings")
-    _merge_new(lakehouse, facts.maintenance(decoded), "maintenance")
+    _merge_new(lakehouse, facts.marketplace_submissions(decoded), "marketplace_submissions", bounds)
+    _merge_new(lakehouse, facts.pings(decoded), "pings", bounds)
+    _merge_new(lakehouse, facts.maintenance(decoded), "maintenance", bounds)
 
     dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
     valid, rejected_usage = resolve_usage(facts.usage_candidates(decoded), subs, dimensions)
-    _merge_new(lakehouse, valid.localCheckpoint(), "usage_events")
+    _merge_new(lakehouse, valid.localCheckpoint(), "usage_events", bounds)
     rejected = facts.rejected(decoded).unionByName(facts.quarantine_rows(rejected_usage))
-    _merge_quarantine(lakehouse, rejected)
+    _merge_quarantine(lakehouse, rejected, bounds)
 
     if lifecycle_changed:
         _reresolve_usage(spark, lakehouse, subs, newly_deleted)
