@@ -19,6 +19,8 @@ from pipeline_helpers import run_ingestion
 from metering_analytics.silver import stage as silver_stage
 from test_silver_rules import T0, deletion, purchase, usage
 
+pytestmark = pytest.mark.slow  # two ingestion runs per stopping point
+
 WRITES = ("_merge_new", "_merge_quarantine", "_delete_keys")
 
 
