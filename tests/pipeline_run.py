@@ -147,7 +147,7 @@ def build_pipeline_run(root: Path) -> PipelineRun:
 
 
 # Columns that record when a row was written, not what it says.
-VOLATILE = {"ingested_at", "quarantined_at", "audited_at", "file_modified_at"}
+VOLATILE = {"ingested_at", "quarantined_at", "audited_at", "file_modified_at", "last_ingested_at"}
 
 
 def comparable(df):

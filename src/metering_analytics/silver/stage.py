@@ -29,6 +29,7 @@ from metering_analytics.silver import facts
 from metering_analytics.silver.messages import decode_messages
 from metering_analytics.silver.subscriptions import derive_subscriptions
 from metering_analytics.silver.usage import resolve_usage
+from metering_analytics.silver.values import identity_matches
 
 KEY = ("partition_id", "sequence_number")
 SILVER_TABLES = {
@@ -89,9 +90,9 @@ def _delete_keys(lakehouse: Lakehouse, spark: SparkSession, table: str, keys: Da
     )
 
 
-def _refresh_subscriptions(spark: SparkSession, lakehouse: Lakehouse) -> tuple[DataFrame, DataFrame]:
-    """Re-derive subscriptions and plan dimensions from the whole lifecycle table."""
-    before = lakehouse.read(spark, "silver", "subscriptions").select("subscription_key", "deleted_at").localCheckpoint()
+def _refresh_subscriptions(spark: SparkSession, lakehouse: Lakehouse, lifecycle_batch: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Re-derive subscriptions and plan dimensions from the whole lifecycle table; returns them and the
+    deleted subscriptions the batch's lifecycle messages name (those whose deletion may be new)."""
     lifecycle = lakehouse.read(spark, "silver", "subscription_lifecycle")
     subscriptions, dimensions, rejected = derive_subscriptions(lifecycle)
     lakehouse.overwrite(subscriptions, "silver", "subscriptions")
@@ -107,11 +108,15 @@ def _refresh_subscriptions(spark: SparkSession, lakehouse: Lakehouse) -> tuple[D
         _merge_quarantine(lakehouse, facts.quarantine_rows(rejected_rows), sequence_bounds(rejected_rows))
 
     subs = lakehouse.read(spark, "silver", "subscriptions")
-    newly_deleted = (
-        subs.alias("n").join(before.alias("b"), "subscription_key", "left")
-        .where(F.col("n.deleted_at").isNotNull() & ~F.col("n.deleted_at").eqNullSafe(F.col("b.deleted_at")))
-        .select("subscription_key")
-    )
+    # Named by the batch rather than found by comparing the table before and after: a batch replayed
+    # after a crash, when silver.subscriptions already shows the deletion, must check the same ones.
+    # A subscription's deletion changes only when a message naming it (purchase or deletion) arrives.
+    named = lifecycle_batch.select(F.col("resource_id").alias("named_id"), F.col("resource_uri").alias("named_uri"))
+    newly_deleted = subs.where(F.col("deleted_at").isNotNull()).join(
+        F.broadcast(named),
+        identity_matches(F.col("resource_id"), F.col("resource_uri"), F.col("named_id"), F.col("named_uri")),
+        "left_semi",
+    ).select("subscription_key")
     return subs, newly_deleted
 
 
@@ -146,10 +151,13 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     valid, rejected = resolve_usage(usage, subs, dimensions)
     valid = valid.localCheckpoint()
     rejected = rejected.localCheckpoint()
-    _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY), bounds)
-    _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY), bounds)
+    # Each record is written to its new table before it leaves the old one: a crash in between leaves
+    # it in both, and the replayed batch finds it again (still quarantined, or still in usage_events)
+    # and finishes the move. Deleting first would lose it.
     _merge_new(lakehouse, valid, "usage_events", bounds)
     _merge_quarantine(lakehouse, facts.quarantine_rows(rejected), bounds)
+    _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY), bounds)
+    _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY), bounds)
 
 
 def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> None:
@@ -160,7 +168,7 @@ def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataF
     lifecycle_changed = not lifecycle.isEmpty()
     if lifecycle_changed:
         _merge_new(lakehouse, lifecycle, "subscription_lifecycle", bounds)
-        subs, newly_deleted = _refresh_subscriptions(spark, lakehouse)
+        subs, newly_deleted = _refresh_subscriptions(spark, lakehouse, lifecycle)
     else:
         subs = lakehouse.read(spark, "silver", "subscriptions")
     subs = subs.localCheckpoint()
