@@ -4,6 +4,7 @@ gives; a run with nothing new writes nothing; changed settings rebuild in full."
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 from chispa import assert_df_equality
 
@@ -51,7 +52,7 @@ def test_incremental_runs_equal_a_full_rebuild(spark, tmp_path):
 
     # settings that change no row here (an unused plan's prices, a longer top-N list than there are
     # customers) still rebuild in full: the reference to compare with
-    prices = dataclasses.replace(PRICES, plans={**PRICES.plans, "unused": PlanPrices({"Monthly": 1}, {"x": 1})})
+    prices = dataclasses.replace(PRICES, plans={**PRICES.plans, "unused": PlanPrices({"Monthly": Decimal(1)}, {"x": Decimal(1)})})
     settings = dataclasses.replace(SETTINGS, top_customers=SETTINGS.top_customers + 1)
     run_billing(spark, lakehouse, prices, as_of=clock(b))
     run_gold(spark, lakehouse, settings, clock(b), prices)
