@@ -8,8 +8,8 @@ After that, a run reads what changed since its last run (Delta Change Data Feed 
 and gold.marketplace_usage) and recomputes, with the same functions, only the hours and days of the
 time-grained tables that those changes touch, replacing just the rows that differ. The small tables
 that summarise the whole history or depend on the report clock are recomputed whole from the (already
-refreshed) gold tables and also replaced row by row, so an unchanged table gets no commit. The result
-is identical to a full rebuild (see docs/incremental.md).
+refreshed) gold tables and overwritten. The result is identical to a full rebuild; a run with nothing
+new writes nothing (see docs/incremental.md).
 """
 from __future__ import annotations
 
@@ -165,8 +165,7 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
             _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze)
         else:
             _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes)
-        _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of,
-                     incremental=changes is not None)
+        _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of)
         save_state(spark, lakehouse, STAGE, versions, hash_, as_of)
     finish_gold_layer(spark, lakehouse, docs, project / "sql" / "views")
     return {f"gold.{table}": read(table).count() for table in GOLD_PERSONA_SCHEMAS}
@@ -312,18 +311,11 @@ def _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bro
         restricted(bronze, bronze_days, "enqueued_time", day), settings.capacity_events_per_second))
 
 
-def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of, incremental) -> None:
-    """The tables over the whole history or the report clock, from the refreshed gold tables. Each is
-    small; incrementally it is replaced row by row, so an unchanged one gets no commit."""
-    full_write = _writer(lakehouse, docs)
-
-    def write(table: str, df: DataFrame) -> None:
-        if not incremental:
-            full_write(table, df)
-            return
-        replace_rows(lakehouse, "gold", table, lakehouse.read(spark, "gold", table),
-                     with_columns_of(df, GOLD_PERSONA_SCHEMAS[table]))
-
+def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of) -> None:
+    """The tables over the whole history or the report clock, recomputed from the refreshed gold tables
+    and overwritten (one commit each): they are small, and comparing them row by row to write only the
+    differences cost more Spark jobs than the write itself. A run with nothing new does not get here."""
+    write = _writer(lakehouse, docs)
     read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     usage, subscriptions, plan_dimensions = silver["usage_events"], silver["subscriptions"], silver["plan_dimensions"]
     included_balance, revenue = billing["included_balance"], billing["revenue_daily"]
