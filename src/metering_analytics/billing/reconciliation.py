@@ -87,13 +87,18 @@ def attribute_to_subscriptions(refs: DataFrame, subscriptions: DataFrame, row_ke
     return refs.join(matched, row_key, "left")
 
 
-def chosen_submissions(submissions: DataFrame, subscriptions: DataFrame) -> DataFrame:
-    """One row per reconciliation key: the submission that counts, and how many there were."""
-    requests = submissions.select(
+def billed_requests(submissions: DataFrame) -> DataFrame:
+    """Each submission with the request fields that count (a Duplicate's accepted message)."""
+    return submissions.select(
         "partition_id", "sequence_number", "enqueued_time", "status", "error_code",
         *[_billed_field(n) for n in ("resource_id", "resource_uri", "plan_id", "dimension",
                                      "effective_start_time", "quantity", "usage_event_id")],
     )
+
+
+def chosen_submissions(submissions: DataFrame, subscriptions: DataFrame) -> DataFrame:
+    """One row per reconciliation key: the submission that counts, and how many there were."""
+    requests = billed_requests(submissions)
     attributed = attribute_to_subscriptions(requests, subscriptions, ["partition_id", "sequence_number"])
     precedence = (
         F.when(F.col("status") == "Accepted", 0).when(F.col("status") == "Duplicate", 1)

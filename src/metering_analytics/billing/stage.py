@@ -1,20 +1,41 @@
-"""The billing stage: silver facts -> the gold billing tables, recomputed in full on every run.
+"""The billing stage: silver facts -> the gold billing tables, refreshed incrementally.
 
-Billing is a function of a subscription's whole history (running totals per cycle), so the gold
-tables are overwritten, each in one Delta commit. Prices are checked before any table changes.
+Billing is a function of a subscription's whole history (running totals per cycle). A full rebuild
+overwrites each table in one Delta commit. After that, a run reads what changed in silver since the
+last run (Delta Change Data Feed), recomputes only the (subscription, billing cycle) pairs, usage hours
+and days those changes and the move of the report clock can alter, with the same functions, and
+replaces just those rows (see docs/incremental.md). The result is identical to a full rebuild.
+Prices are checked before any table changes.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from metering_analytics.billing.balances import INCLUDED_BALANCE_SCHEMA, included_balance
 from metering_analytics.billing.marketplace import MARKETPLACE_USAGE_SCHEMA, marketplace_usage
 from metering_analytics.billing.overage import event_overage, usage_cycles
 from metering_analytics.billing.prices import PriceCatalog, require_prices_for_silver
-from metering_analytics.billing.reconciliation import RECONCILIATION_SCHEMA, billing_reconciliation
+from metering_analytics.billing.reconciliation import RECONCILIATION_SCHEMA, billed_requests, billing_reconciliation
 from metering_analytics.billing.revenue import REVENUE_DAILY_SCHEMA, revenue_daily
+from metering_analytics.billing.scope import (
+    changed_usage_cycles,
+    clock_cycles,
+    revenue_days,
+    whole_subscriptions,
+)
+from metering_analytics.incremental.changes import (
+    ChangesUnavailable,
+    changed_rows,
+    in_ranges,
+    in_values,
+    replace_rows,
+    union_all,
+)
+from metering_analytics.incremental.state import StageState, clear_state, load_state, save_state, settings_hash
+from metering_analytics.incremental.subscriptions import subscription_changes
 from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
 from metering_analytics.schemas import (
     SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
@@ -34,6 +55,16 @@ GOLD_BILLING_SCHEMAS = {
     REVENUE_DAILY: REVENUE_DAILY_SCHEMA,
 }
 
+STAGE = "billing"
+# Raise when a change of the billing code must rebuild the tables it wrote before.
+CODE_VERSION = 1
+_SILVER = {
+    "subscriptions": SILVER_SUBSCRIPTIONS_SCHEMA,
+    "plan_dimensions": SILVER_PLAN_DIMENSIONS_SCHEMA,
+    "usage_events": SILVER_USAGE_EVENTS_SCHEMA,
+    "marketplace_submissions": SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
+}
+
 _UTC_ZONES = {"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00", "UTC+0", "GMT+0", "Etc/UCT", "UCT", "Zulu"}
 
 
@@ -51,31 +82,147 @@ def utc_naive(at: datetime | None) -> datetime:
 
 
 def run_billing(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog,
-                as_of: datetime | None = None) -> dict[str, int]:
-    """Recompute the gold billing tables from silver; returns {"gold.<table>": row count}.
+                as_of: datetime | None = None, full_rebuild: bool = False) -> dict[str, int]:
+    """Bring the gold billing tables up to date with silver; returns {"gold.<table>": row count}.
 
     `as_of` (default: now, UTC; naive means UTC) decides the current billing cycle in
-    gold.included_balance and the last day of recognised recurring revenue.
+    gold.included_balance and the last day of recognised recurring revenue. The run is incremental
+    when the last run's state is usable (same prices and billing code, change feed readable);
+    otherwise, or with `full_rebuild`, every table is rebuilt from the whole of silver.
     """
     require_utc_session(spark)
     as_of = utc_naive(as_of)
-    subscriptions = lakehouse.read_or_empty(spark, "silver", "subscriptions", SILVER_SUBSCRIPTIONS_SCHEMA)
-    plan_dimensions = lakehouse.read_or_empty(spark, "silver", "plan_dimensions", SILVER_PLAN_DIMENSIONS_SCHEMA)
-    usage_events = lakehouse.read_or_empty(spark, "silver", "usage_events", SILVER_USAGE_EVENTS_SCHEMA)
-    submissions = lakehouse.read_or_empty(spark, "silver", "marketplace_submissions",
-                                          SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA)
-    require_prices_for_silver(prices, subscriptions, plan_dimensions, submissions)
+    versions = {f"silver.{t}": lakehouse.version(spark, "silver", t) for t in _SILVER}
+    silver = {t: _read_at(spark, lakehouse, "silver", t, schema, versions[f"silver.{t}"])
+              for t, schema in _SILVER.items()}
+    require_prices_for_silver(prices, silver["subscriptions"], silver["plan_dimensions"],
+                              silver["marketplace_submissions"])
+    hash_ = settings_hash(CODE_VERSION, prices)
+    state = None if full_rebuild else load_state(spark, lakehouse, STAGE)
+    tables_exist = all(lakehouse.exists(spark, "gold", t) for t in GOLD_BILLING_SCHEMAS)
+    usable = state is not None and state.settings_hash == hash_ and tables_exist
+    if usable and dict(state.versions) == versions and state.as_of == as_of:
+        return _counts(spark, lakehouse)  # nothing new: nothing written
+    refreshed = False
+    if usable:
+        try:
+            changes = _billing_changes(spark, lakehouse, state, versions, silver, as_of)
+        except ChangesUnavailable:
+            changes = None
+        if changes is not None:
+            clear_state(spark, lakehouse, STAGE)
+            _refresh(spark, lakehouse, prices, as_of, state, silver, changes)
+            refreshed = True
+    if not refreshed:
+        clear_state(spark, lakehouse, STAGE)
+        _rebuild(spark, lakehouse, prices, as_of, silver)
+    save_state(spark, lakehouse, STAGE, versions, hash_, as_of)
+    return _counts(spark, lakehouse)
 
-    event_cycles = usage_cycles(usage_events, subscriptions)
+
+def _counts(spark: SparkSession, lakehouse: Lakehouse) -> dict[str, int]:
+    return {f"gold.{table}": lakehouse.read(spark, "gold", table).count() for table in GOLD_BILLING_SCHEMAS}
+
+
+def _read_at(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str, schema, version: int | None):
+    """The table at `version` (what the state will record as consumed), or empty when it does not exist."""
+    if version is None:
+        return spark.createDataFrame([], schema)
+    return lakehouse.read(spark, layer, table, version=version)
+
+
+def _rebuild(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as_of: datetime,
+             silver: dict[str, DataFrame]) -> None:
+    subscriptions, plan_dimensions = silver["subscriptions"], silver["plan_dimensions"]
+    event_cycles = usage_cycles(silver["usage_events"], subscriptions)
     write = _writer(lakehouse)
     write(MARKETPLACE_USAGE, marketplace_usage(event_overage(event_cycles, plan_dimensions), subscriptions))
     write(INCLUDED_BALANCE, included_balance(event_cycles, subscriptions, plan_dimensions, as_of))
     # Later tables read the written ones back: each is computed once and all agree with each other.
     expected = lakehouse.read(spark, "gold", MARKETPLACE_USAGE)
-    write(BILLING_RECONCILIATION, billing_reconciliation(expected, submissions, subscriptions))
+    write(BILLING_RECONCILIATION, billing_reconciliation(expected, silver["marketplace_submissions"], subscriptions))
     reconciliation = lakehouse.read(spark, "gold", BILLING_RECONCILIATION)
     write(REVENUE_DAILY, revenue_daily(subscriptions, reconciliation, prices, as_of))
-    return {f"gold.{table}": lakehouse.read(spark, "gold", table).count() for table in GOLD_BILLING_SCHEMAS}
+    # The gold stage reads what changed in these tables since its last run.
+    for table in GOLD_BILLING_SCHEMAS:
+        lakehouse.enable_change_feed(spark, "gold", table)
+
+
+def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageState, versions: dict,
+                     silver: dict[str, DataFrame], as_of: datetime) -> dict | None:
+    """What changed since the state's versions; None when only a full rebuild is exact. Everything
+    is read before any table changes, so an unreadable feed leaves the tables as they were."""
+    before = {t: state.versions.get(f"silver.{t}") for t in _SILVER}
+    if before["subscriptions"] is None or before["plan_dimensions"] is None:
+        return None
+    try:
+        subs_before = lakehouse.read(spark, "silver", "subscriptions", version=before["subscriptions"])
+        dims_before = lakehouse.read(spark, "silver", "plan_dimensions", version=before["plan_dimensions"])
+        subs_changed = subscription_changes(subs_before, silver["subscriptions"], dims_before,
+                                            silver["plan_dimensions"])
+    except Exception as error:  # a vacuumed version
+        raise ChangesUnavailable(str(error).splitlines()[0]) from error
+    if subs_changed.needs_full_rebuild:
+        return None
+    usage = changed_rows(spark, lakehouse, "silver", "usage_events", before["usage_events"],
+                         versions["silver.usage_events"])
+    submissions = changed_rows(spark, lakehouse, "silver", "marketplace_submissions",
+                               before["marketplace_submissions"], versions["silver.marketplace_submissions"])
+    return {"dirty": subs_changed.dirty, "usage": usage, "submissions": submissions}
+
+
+def _refresh(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as_of: datetime,
+             state: StageState, silver: dict[str, DataFrame], changes: dict) -> None:
+    subscriptions, plan_dimensions = silver["subscriptions"], silver["plan_dimensions"]
+    dirty_subs = subscriptions.join(changes["dirty"], "subscription_key", "left_semi").localCheckpoint()
+    # (subscription, cycle) ranges to recompute: cycles with inserted or deleted usage, cycles whose
+    # "current" mark the clock moves, and new or newly deleted subscriptions whole.
+    scope = union_all([
+        changed_usage_cycles(changes["usage"], subscriptions),
+        clock_cycles(subscriptions, state.as_of, as_of),
+        whole_subscriptions(changes["dirty"]),
+    ]).distinct().localCheckpoint()
+    gold = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
+    shaped = lambda df, table: with_columns_of(df, GOLD_BILLING_SCHEMAS[table])  # noqa: E731
+
+    event_cycles = usage_cycles(in_ranges(silver["usage_events"], scope, "subscription_key", "enqueued_time"),
+                                subscriptions).localCheckpoint()
+    usage_changes = replace_rows(
+        lakehouse, "gold", MARKETPLACE_USAGE,
+        in_ranges(gold(MARKETPLACE_USAGE), scope, "subscription_key", "effective_start_time"),
+        shaped(marketplace_usage(event_overage(event_cycles, plan_dimensions), subscriptions), MARKETPLACE_USAGE))
+    replace_rows(
+        lakehouse, "gold", INCLUDED_BALANCE,
+        in_ranges(gold(INCLUDED_BALANCE), scope, "subscription_key", "cycle_start"),
+        in_ranges(shaped(included_balance(event_cycles, subscriptions, plan_dimensions, as_of), INCLUDED_BALANCE),
+                  scope, "subscription_key", "cycle_start"))
+
+    # Reconciliation rows are keyed by the usage hour (effective_start_time): recompute every hour whose
+    # expected usage or submissions changed, or whose submissions name a new or newly deleted subscription.
+    requests = billed_requests(silver["marketplace_submissions"])
+    ids = dirty_subs.select(F.col("resource_id").alias("_id"), F.col("resource_uri").alias("_uri"))
+    naming_dirty = requests.join(F.broadcast(ids), (F.col("resource_id") == F.col("_id"))
+                                 | (F.col("resource_uri") == F.col("_uri")), "left_semi")
+    hours = union_all([
+        usage_changes.select(F.col("effective_start_time").alias("value")),
+        billed_requests(changes["submissions"]).select(F.col("effective_start_time").alias("value")),
+        naming_dirty.select(F.col("effective_start_time").alias("value")),
+    ]).distinct().localCheckpoint()
+    positions = in_values(requests, hours, "effective_start_time").select("partition_id", "sequence_number")
+    submissions = silver["marketplace_submissions"].join(positions, ["partition_id", "sequence_number"], "left_semi")
+    reconciliation_changes = replace_rows(
+        lakehouse, "gold", BILLING_RECONCILIATION,
+        in_values(gold(BILLING_RECONCILIATION), hours, "effective_start_time"),
+        shaped(billing_reconciliation(in_values(gold(MARKETPLACE_USAGE), hours, "effective_start_time"),
+                                      submissions, subscriptions), BILLING_RECONCILIATION))
+
+    days = revenue_days(reconciliation_changes.select(F.col("effective_start_time").alias("value")),
+                        dirty_subs, state.as_of, as_of).localCheckpoint()
+    reconciliation = in_values(gold(BILLING_RECONCILIATION), days, F.to_date("effective_start_time"))
+    replace_rows(
+        lakehouse, "gold", REVENUE_DAILY,
+        in_values(gold(REVENUE_DAILY), days, "day"),
+        in_values(shaped(revenue_daily(subscriptions, reconciliation, prices, as_of), REVENUE_DAILY), days, "day"))
 
 
 def _writer(lakehouse: Lakehouse):

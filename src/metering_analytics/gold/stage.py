@@ -1,9 +1,15 @@
-"""The gold stage: silver facts and the gold billing tables -> the persona tables, rebuilt on every run.
+"""The gold stage: silver facts and the gold billing tables -> the persona tables, refreshed incrementally.
 
-Like billing, every persona table is a function of the whole history (runs, trends, cycles), so each
-is overwritten in one Delta commit. silver.usage_events is aggregated once per grain: the hourly
-consumption table is written first and the daily, product and subscription-type tables are rolled up
-from what was written, so they all agree with each other.
+A full rebuild overwrites every persona table in one Delta commit each. silver.usage_events is
+aggregated once per grain: the hourly consumption table is written first and the daily, product and
+subscription-type tables are rolled up from what was written, so they all agree with each other.
+
+After that, a run reads what changed since its last run (Delta Change Data Feed of silver, bronze.events
+and gold.marketplace_usage) and recomputes, with the same functions, only the hours and days of the
+time-grained tables that those changes touch, replacing just the rows that differ. The small tables
+that summarise the whole history or depend on the report clock are recomputed whole from the (already
+refreshed) gold tables and overwritten. The result is identical to a full rebuild; a run with nothing
+new writes nothing (see docs/incremental.md).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from metering_analytics.billing.prices import PriceCatalog, unit_price_frame
+from metering_analytics.billing.reconciliation import attribute_to_subscriptions
 from metering_analytics.billing.stage import GOLD_BILLING_SCHEMAS, require_utc_session, utc_naive
 from metering_analytics.gold import customer_success as cs
 from metering_analytics.gold import operations as ops
@@ -31,6 +38,16 @@ from metering_analytics.gold.properties import USAGE_BY_PROPERTY_SCHEMA, usage_b
 from metering_analytics.gold.settings import GoldSettings, thresholds_frame
 from metering_analytics.config import PROJECT_ROOT
 from metering_analytics.gold.views import create_views, view_definitions
+from metering_analytics.incremental.changes import (
+    ChangesUnavailable,
+    changed_rows,
+    in_values,
+    replace_rows,
+    union_all,
+    value_bounds,
+)
+from metering_analytics.incremental.state import clear_state, load_state, save_state, settings_hash
+from metering_analytics.incremental.subscriptions import subscription_changes
 from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
 from metering_analytics.io.table_docs import TableDoc, comment_tables, documented, load_table_docs
 from metering_analytics.schemas import (
@@ -83,6 +100,13 @@ _SILVER = {
     "subscription_lifecycle": SILVER_SUBSCRIPTION_LIFECYCLE_SCHEMA,
     "quarantine": SILVER_QUARANTINE_SCHEMA,
 }
+STAGE = "gold"
+# Raise when a change of the gold code must rebuild the tables it wrote before.
+CODE_VERSION = 1
+# Tables refreshed by the hours or days that changed; every other persona table is recomputed whole.
+TIME_GRAINED = ("cs_consumption_hourly", "cs_consumption_daily", "sales_usage_by_product_hourly",
+                "sales_usage_by_product_daily", "ops_event_totals_hourly", "ops_event_totals_daily",
+                "ops_events_by_subscription_daily", "ops_usage_by_subscription_type_daily", "ops_throughput")
 # The clock when there is no data at all: every table is then empty.
 _NO_DATA_CLOCK = datetime(1970, 1, 1)
 
@@ -97,39 +121,207 @@ def project_dir(settings: GoldSettings) -> Path:
 
 
 def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, as_of: datetime | None,
-             prices: PriceCatalog, project: Path | None = None) -> dict[str, int]:
-    """Rebuild every persona table; returns {"gold.<table>": row count}.
+             prices: PriceCatalog, project: Path | None = None, full_rebuild: bool = False) -> dict[str, int]:
+    """Bring every persona table up to date; returns {"gold.<table>": row count}.
 
     `as_of` is the report clock (naive means UTC); the pipeline passes the latest enqueued time. None
     takes that from bronze.events here. `prices` values MRR and submissions (billing's catalog).
     `project` holds docs/ (table and column comments of every gold table) and sql/views/ (the SQL views
-    created at the end); default: project_dir(settings).
+    created at the end); default: project_dir(settings). The run is incremental when the last run's
+    state is usable (same settings, prices and code, change feeds readable); otherwise, or with
+    `full_rebuild`, every table is rebuilt.
     """
     project = project or project_dir(settings)
     docs = load_table_docs(project / "docs")
     require_utc_session(spark)
-    silver = {t: lakehouse.read_or_empty(spark, "silver", t, schema) for t, schema in _SILVER.items()}
+    # bronze.events is created without a change feed (the silver tables have one): switched on here,
+    # once, before its version is taken, so the next run can read what was added since.
+    if lakehouse.exists(spark, "bronze", "events"):
+        lakehouse.enable_change_feed(spark, "bronze", "events")
+    versions = {f"silver.{t}": lakehouse.version(spark, "silver", t) for t in _SILVER}
+    versions["bronze.events"] = lakehouse.version(spark, "bronze", "events")
+    versions["gold.marketplace_usage"] = lakehouse.version(spark, "gold", "marketplace_usage")
+    silver = {t: _read_at(spark, lakehouse, "silver", t, schema, versions[f"silver.{t}"])
+              for t, schema in _SILVER.items()}
     billing = {t: lakehouse.read_or_empty(spark, "gold", t, schema) for t, schema in GOLD_BILLING_SCHEMAS.items()}
-    bronze = lakehouse.read_or_empty(spark, "bronze", "events", BRONZE_EVENTS_SCHEMA)
+    bronze = _read_at(spark, lakehouse, "bronze", "events", BRONZE_EVENTS_SCHEMA, versions["bronze.events"])
     if as_of is None:
         as_of = bronze.agg(F.max("enqueued_time")).first()[0] or _NO_DATA_CLOCK
     as_of = utc_naive(as_of)
+    hash_ = settings_hash(CODE_VERSION, settings, prices)
+    state = None if full_rebuild else load_state(spark, lakehouse, STAGE)
+    tables_exist = all(lakehouse.exists(spark, "gold", t) for t in GOLD_PERSONA_SCHEMAS)
+    usable = state is not None and state.settings_hash == hash_ and tables_exist
+    read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
+    if not (usable and dict(state.versions) == versions and state.as_of == as_of):  # else nothing new
+        changes = None
+        if usable:
+            try:
+                changes = _gold_changes(spark, lakehouse, state, versions, silver)
+            except ChangesUnavailable:
+                changes = None
+        clear_state(spark, lakehouse, STAGE)
+        if changes is None:
+            _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze)
+        else:
+            _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes)
+        _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of)
+        save_state(spark, lakehouse, STAGE, versions, hash_, as_of)
+    finish_gold_layer(spark, lakehouse, docs, project / "sql" / "views")
+    return {f"gold.{table}": read(table).count() for table in GOLD_PERSONA_SCHEMAS}
+
+
+def _read_at(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str, schema, version: int | None):
+    if version is None:
+        return spark.createDataFrame([], schema)
+    return lakehouse.read(spark, layer, table, version=version)
+
+
+def _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze) -> None:
+    """Full rebuild of the time-grained tables."""
+    write = _writer(lakehouse, docs)
+    read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
+    usage, subscriptions = silver["usage_events"], silver["subscriptions"]
+    # Customer success first: its hourly consumption is the base of every usage table.
+    write("cs_consumption_hourly", cs.consumption_hourly(usage))
+    write("cs_consumption_daily", cs.consumption_daily(read("cs_consumption_hourly")))
+    write("sales_usage_by_product_hourly", sales.usage_by_product_hourly(
+        read("cs_consumption_hourly"), billing["marketplace_usage"], silver["plan_dimensions"]))
+    write("sales_usage_by_product_daily", sales.usage_by_product_daily(read("sales_usage_by_product_hourly")))
+    write("ops_event_totals_hourly", ops.event_totals_hourly(bronze, _classified(silver)))
+    write("ops_event_totals_daily", ops.event_totals_daily(read("ops_event_totals_hourly")))
+    daily = read("cs_consumption_daily")
+    write("ops_events_by_subscription_daily",
+          ops.events_by_subscription_daily(daily, silver["marketplace_submissions"], subscriptions))
+    write("ops_usage_by_subscription_type_daily", ops.usage_by_subscription_type_daily(daily, subscriptions))
+    write("ops_throughput", ops.throughput(bronze, settings.capacity_events_per_second))
+
+
+_RECORD_TABLES = ("usage_events", "marketplace_submissions", "pings", "maintenance", "subscription_lifecycle",
+                  "quarantine")
+
+
+def _classified(silver: dict[str, DataFrame]) -> DataFrame:
+    return ops.classified_messages(silver["usage_events"], silver["marketplace_submissions"], silver["pings"],
+                                   silver["maintenance"], silver["subscription_lifecycle"], silver["quarantine"])
+
+
+def _gold_changes(spark: SparkSession, lakehouse: Lakehouse, state, versions: dict,
+                  silver: dict[str, DataFrame]) -> dict | None:
+    """Every source's changed rows since the state's versions; None when only a full rebuild is exact."""
+    before = state.versions
+    if before.get("silver.subscriptions") is None or before.get("silver.plan_dimensions") is None:
+        return None
+    try:
+        subs_before = lakehouse.read(spark, "silver", "subscriptions", version=before["silver.subscriptions"])
+        dims_before = lakehouse.read(spark, "silver", "plan_dimensions", version=before["silver.plan_dimensions"])
+        subs_changed = subscription_changes(subs_before, silver["subscriptions"], dims_before,
+                                            silver["plan_dimensions"])
+    except Exception as error:  # a vacuumed version
+        raise ChangesUnavailable(str(error).splitlines()[0]) from error
+    if subs_changed.needs_full_rebuild:
+        return None
+    changes = {"dirty": subs_changed.dirty,
+               "dirty_before": subs_before.join(subs_changed.dirty, "subscription_key", "left_semi")}
+    for source in versions:
+        if source in ("silver.subscriptions", "silver.plan_dimensions"):
+            continue
+        layer, table = source.split(".")
+        changes[source] = changed_rows(spark, lakehouse, layer, table, before.get(source), versions[source])
+    return changes
+
+
+def _values(df: DataFrame, value) -> DataFrame:
+    return df.select(value.alias("value"))
+
+
+def _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes) -> None:
+    """Recompute only the hours and days of the time-grained tables that the changes touch."""
+    gold = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
+    shaped = lambda df, table: with_columns_of(df, GOLD_PERSONA_SCHEMAS[table])  # noqa: E731
+    hour, day = (lambda c: F.date_trunc("hour", c)), (lambda c: F.to_date(c))
+
+    def replace(table: str, period: str, periods: DataFrame, recomputed: DataFrame) -> DataFrame:
+        period_col = F.to_date(period) if table == "ops_throughput" else F.col(period)
+        return replace_rows(lakehouse, "gold", table, in_values(gold(table), periods, period_col),
+                            in_values(shaped(recomputed, table), periods, period_col))
+
+    def restricted(df: DataFrame, periods: DataFrame, at: str, grain) -> DataFrame:
+        width = "1 HOUR" if grain is hour else "1 DAY"
+        return in_values(value_bounds(df, periods, at, width=width), periods, grain(at))
+
+    usage, subscriptions = silver["usage_events"], silver["subscriptions"]
+    # Consumption, usage by product and by subscription type: the hours and days with changed usage
+    # (usage by product also those with changed expected overage).
+    usage_hours = _values(changes["silver.usage_events"], hour("enqueued_time")).distinct().localCheckpoint()
+    usage_days = _values(usage_hours, day("value")).distinct().localCheckpoint()
+    replace("cs_consumption_hourly", "hour", usage_hours,
+            cs.consumption_hourly(restricted(usage, usage_hours, "enqueued_time", hour)))
+    replace("cs_consumption_daily", "day", usage_days,
+            cs.consumption_daily(in_values(gold("cs_consumption_hourly"), usage_days, day("hour"))))
+    product_hours = usage_hours.unionByName(
+        _values(changes["gold.marketplace_usage"], F.col("effective_start_time"))).distinct().localCheckpoint()
+    replace("sales_usage_by_product_hourly", "hour", product_hours, sales.usage_by_product_hourly(
+        in_values(gold("cs_consumption_hourly"), product_hours, "hour"),
+        in_values(billing["marketplace_usage"], product_hours, "effective_start_time"), silver["plan_dimensions"]))
+    product_days = _values(product_hours, day("value")).distinct().localCheckpoint()
+    replace("sales_usage_by_product_daily", "day", product_days, sales.usage_by_product_daily(
+        in_values(gold("sales_usage_by_product_hourly"), product_days, day("hour"))))
+    daily = gold("cs_consumption_daily")
+    replace("ops_usage_by_subscription_type_daily", "day", usage_days,
+            ops.usage_by_subscription_type_daily(in_values(daily, usage_days, "day"), subscriptions))
+
+    # Submissions and lifecycle per subscription and day: days of changed usage or submissions, the
+    # purchase and deletion days of new or newly deleted subscriptions, and the days of submissions
+    # that name them (attribution).
+    submissions = silver["marketplace_submissions"]
+    dirty = subscriptions.join(changes["dirty"], "subscription_key", "left_semi")
+    positions = ["partition_id", "sequence_number"]
+    naming_dirty = attribute_to_subscriptions(
+        submissions.select(*positions, "enqueued_time", "resource_id", "resource_uri"), dirty, positions
+    ).where(F.col("subscription_key").isNotNull())
+    subscription_days = union_all([
+        usage_days,
+        _values(changes["silver.marketplace_submissions"], day("enqueued_time")),
+        _values(naming_dirty, day("enqueued_time")),
+        _values(dirty, day("purchased_at")),
+        _values(dirty, day("deleted_at")),
+        _values(changes["dirty_before"], day("deleted_at")),
+    ]).distinct().localCheckpoint()
+    replace("ops_events_by_subscription_daily", "day", subscription_days, ops.events_by_subscription_daily(
+        in_values(daily, subscription_days, "day"),
+        restricted(submissions, subscription_days, "enqueued_time", day), subscriptions))
+
+    # Records per hour: the hours of any changed record, in bronze or in a silver table.
+    record_hours = union_all([
+        _values(changes[source], hour("enqueued_time"))
+        for source in ("bronze.events", "silver.usage_events", "silver.marketplace_submissions", "silver.pings",
+                       "silver.maintenance", "silver.subscription_lifecycle", "silver.quarantine")
+    ]).distinct().localCheckpoint()
+    in_hours = {t: restricted(silver[t], record_hours, "enqueued_time", hour) for t in _RECORD_TABLES}
+    replace("ops_event_totals_hourly", "hour", record_hours, ops.event_totals_hourly(
+        restricted(bronze, record_hours, "enqueued_time", hour), _classified(in_hours)))
+    record_days = _values(record_hours, day("value")).distinct().localCheckpoint()
+    replace("ops_event_totals_daily", "day", record_days, ops.event_totals_daily(
+        in_values(gold("ops_event_totals_hourly"), record_days, day("hour"))))
+
+    # Throughput: a day's row needs all its hours, so whole days of changed bronze records.
+    bronze_days = _values(changes["bronze.events"], day("enqueued_time")).distinct().localCheckpoint()
+    replace("ops_throughput", "period_start", bronze_days, ops.throughput(
+        restricted(bronze, bronze_days, "enqueued_time", day), settings.capacity_events_per_second))
+
+
+def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of) -> None:
+    """The tables over the whole history or the report clock, recomputed from the refreshed gold tables
+    and overwritten (one commit each): they are small, and comparing them row by row to write only the
+    differences cost more Spark jobs than the write itself. A run with nothing new does not get here."""
     write = _writer(lakehouse, docs)
     read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     usage, subscriptions, plan_dimensions = silver["usage_events"], silver["subscriptions"], silver["plan_dimensions"]
     included_balance, revenue = billing["included_balance"], billing["revenue_daily"]
-
-    # Customer success first: its hourly consumption is the base of every usage table.
-    write("cs_consumption_hourly", cs.consumption_hourly(usage))
-    hourly = read("cs_consumption_hourly")
-    write("cs_consumption_daily", cs.consumption_daily(hourly))
-    daily = read("cs_consumption_daily")
+    hourly, daily = read("cs_consumption_hourly"), read("cs_consumption_daily")
     write("cs_current_cycle", cs.current_cycle(included_balance, as_of))
     write("cs_subscription_summary", cs.subscription_summary(subscriptions, included_balance, hourly, as_of))
-
-    write("sales_usage_by_product_hourly",
-          sales.usage_by_product_hourly(hourly, billing["marketplace_usage"], plan_dimensions))
-    write("sales_usage_by_product_daily", sales.usage_by_product_daily(read("sales_usage_by_product_hourly")))
     write("sales_revenue_by_product_daily", sales.revenue_by_product_daily(revenue))
     write("sales_revenue_by_product_monthly", sales.revenue_by_product_monthly(revenue))
     # Small (subscriptions x months) and used twice: computed once.
@@ -143,22 +335,11 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
     write("sales_trends", sales.trends(daily, revenue, as_of))
     write("sales_plan_fit", sales.plan_fit(subscriptions, plan_dimensions, included_balance, as_of))
     write("usage_by_property", usage_by_property(usage, settings.property_keys, settings.property_top_values))
-
-    classified = ops.classified_messages(usage, silver["marketplace_submissions"], silver["pings"],
-                                         silver["maintenance"], silver["subscription_lifecycle"], silver["quarantine"])
-    write("ops_event_totals_hourly", ops.event_totals_hourly(bronze, classified))
-    write("ops_event_totals_daily", ops.event_totals_daily(read("ops_event_totals_hourly")))
-    write("ops_events_by_subscription_daily",
-          ops.events_by_subscription_daily(daily, silver["marketplace_submissions"], subscriptions))
-    write("ops_usage_by_subscription_type_daily", ops.usage_by_subscription_type_daily(daily, subscriptions))
-    write("ops_throughput", ops.throughput(bronze, settings.capacity_events_per_second))
     write("ops_submission_health_daily",
           ops.submission_health_daily(silver["marketplace_submissions"], billing["billing_reconciliation"],
                                       unit_price_frame(spark, prices), prices.currency))
     write("ops_data_quality_daily", ops.data_quality_daily(silver["quarantine"]))
     write("ops_data_freshness", ops.data_freshness(bronze, as_of))
-    finish_gold_layer(spark, lakehouse, docs, project / "sql" / "views")
-    return {f"gold.{table}": read(table).count() for table in GOLD_PERSONA_SCHEMAS}
 
 
 def finish_gold_layer(spark: SparkSession, lakehouse: Lakehouse, docs: Mapping[str, TableDoc],

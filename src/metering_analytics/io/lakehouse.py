@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 LAYERS = ("bronze", "silver", "gold")
+CHANGE_FEED = "delta.enableChangeDataFeed"
 # (Spark application, table name) -> folder it is registered on, locally.
 _REGISTERED: dict[tuple[str, str], str] = {}
 
@@ -52,10 +53,30 @@ class Lakehouse:
             return DeltaTable.isDeltaTable(spark, self.path(layer, table))
         return spark.catalog.tableExists(self.table_name(layer, table))
 
-    def read(self, spark: SparkSession, layer: str, table: str) -> DataFrame:
+    def read(self, spark: SparkSession, layer: str, table: str, version: int | None = None) -> DataFrame:
+        """The table as it is now, or as it was at Delta `version` (time travel)."""
+        reader = spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", str(version))
         if self.is_local:
-            return spark.read.format("delta").load(self.path(layer, table))
-        return spark.read.table(self.table_name(layer, table))
+            return reader.load(self.path(layer, table))
+        return reader.table(self.table_name(layer, table))
+
+    def read_changes(self, spark: SparkSession, layer: str, table: str, first_version: int,
+                     last_version: int) -> DataFrame:
+        """The Change Data Feed of commits first_version..last_version (inclusive): every inserted,
+        deleted and updated row with `_change_type`. Needs delta.enableChangeDataFeed over that range."""
+        reader = (spark.read.format("delta").option("readChangeFeed", "true")
+                  .option("startingVersion", str(first_version)).option("endingVersion", str(last_version)))
+        if self.is_local:
+            return reader.load(self.path(layer, table))
+        return reader.table(self.table_name(layer, table))
+
+    def version(self, spark: SparkSession, layer: str, table: str) -> int | None:
+        """The table's latest Delta version; None when it does not exist."""
+        if not self.exists(spark, layer, table):
+            return None
+        return self.delta_table(spark, layer, table).history(1).select("version").first()[0]
 
     def read_stream(self, spark: SparkSession, layer: str, table: str, max_files_per_trigger: int = 1000) -> DataFrame:
         """The table's new rows as a stream (Delta source: each commit's added files)."""
@@ -76,17 +97,33 @@ class Lakehouse:
 
     # -- writing ---------------------------------------------------------------------------------
     def ensure_table(self, spark: SparkSession, layer: str, table: str, schema: StructType,
-                     partition_by: Sequence[str] = ()) -> None:
-        """Create an empty Delta table with the given schema if it does not exist yet."""
+                     partition_by: Sequence[str] = (), change_feed: bool = False) -> None:
+        """Create an empty Delta table with the given schema if it does not exist yet.
+
+        change_feed: record the table's row changes (Delta Change Data Feed), for incremental readers;
+        also switched on for an existing table that was created without it.
+        """
         # A metadata-only commit: no Spark job, no data files.
         builder = DeltaTable.createIfNotExists(spark).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
+        if change_feed:
+            builder = builder.property(CHANGE_FEED, "true")
         if self.is_local:
             builder.location(self.path(layer, table)).execute()
         else:
             builder.tableName(self.table_name(layer, table)).execute()
         self.register(spark, layer, table)
+        if change_feed:
+            self.enable_change_feed(spark, layer, table)
+
+    def enable_change_feed(self, spark: SparkSession, layer: str, table: str) -> None:
+        """Switch on the table's Change Data Feed if it is off (one metadata commit, once)."""
+        properties = self.delta_table(spark, layer, table).detail().select("properties").first()[0] or {}
+        if properties.get(CHANGE_FEED) == "true":
+            return
+        target = f"delta.`{self.path(layer, table)}`" if self.is_local else self.table_name(layer, table)
+        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
 
     def overwrite(self, df: DataFrame, layer: str, table: str, partition_by: Sequence[str] = ()) -> None:
         """Replace a table's content atomically (one Delta commit); schema changes are allowed."""

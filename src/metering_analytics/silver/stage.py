@@ -188,8 +188,9 @@ def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataF
 
 
 def ensure_silver_tables(spark: SparkSession, lakehouse: Lakehouse) -> None:
+    # The change feed tells the billing and gold stages which rows changed since their last run.
     for table, schema in SILVER_TABLES.items():
-        lakehouse.ensure_table(spark, "silver", table, schema)
+        lakehouse.ensure_table(spark, "silver", table, schema, change_feed=True)
 
 
 def run_silver(spark: SparkSession, config: PipelineConfig, *, checkpoint: str | None = None) -> SilverResult:

@@ -1,0 +1,37 @@
+"""Which subscriptions changed between two versions of silver.subscriptions / silver.plan_dimensions.
+
+A new subscription, or a deletion that arrived (or moved), is recomputed incrementally. Any other change
+to a subscription already known (its start, plan, renewal, identity or meters; a subscription gone) is
+rare (a purchase arriving after a later one, out of order) and changes rows anywhere in its history and in
+other subscriptions' reconciliation: the stage then rebuilds in full.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+
+# What a deletion sets on a known subscription.
+DELETION_COLUMNS = ("deleted_at", "deleted_partition_id", "deleted_sequence_number")
+
+
+@dataclass(frozen=True)
+class SubscriptionChanges:
+    dirty: DataFrame | None  # subscription_key of new subscriptions and of changed deletions
+    needs_full_rebuild: bool
+
+
+def subscription_changes(subs_before: DataFrame, subs_after: DataFrame, dims_before: DataFrame,
+                         dims_after: DataFrame) -> SubscriptionChanges:
+    stable = [c for c in subs_after.columns if c not in DELETION_COLUMNS]
+    if not subs_before.select(*stable).exceptAll(subs_after.select(*stable)).isEmpty():
+        return SubscriptionChanges(None, True)
+    known = subs_before.select("subscription_key")
+    dims_changed = (
+        dims_before.exceptAll(dims_after)
+        .unionByName(dims_after.exceptAll(dims_before).join(known, "subscription_key", "left_semi"))
+    )
+    if not dims_changed.isEmpty():
+        return SubscriptionChanges(None, True)
+    dirty = subs_after.exceptAll(subs_before).select("subscription_key").distinct().localCheckpoint()
+    return SubscriptionChanges(dirty, False)
