@@ -160,10 +160,19 @@ def comparable(df):
                       if isinstance(f.dataType, MapType) else F.col(f.name) for f in df.schema.fields])
 
 
+def bookkeeping_tables() -> set[str]:
+    """Tables that record what a run processed (Delta versions, when), not what the data says: two runs
+    that end with the same data may differ there."""
+    from metering_analytics.incremental.state import STATE_TABLE
+
+    return {f"gold.{STATE_TABLE}"}
+
+
 def table_contents(spark, lakehouse: Path) -> dict:
-    """Every table of a local lakehouse, comparable and pinned (so a later write cannot change it)."""
+    """Every data table of a local lakehouse (not the bookkeeping ones), comparable and pinned (so a
+    later write cannot change it)."""
     from metering_analytics.io.lakehouse import Lakehouse
 
     tables = Lakehouse(root=str(lakehouse))
-    names = tables.register_all(spark)
+    names = [n for n in tables.register_all(spark) if n not in bookkeeping_tables()]
     return {name: comparable(spark.table(name)).localCheckpoint() for name in names}

@@ -28,7 +28,7 @@ from metering_analytics.gold.stage import GOLD_PERSONA_SCHEMAS
 from metering_analytics.silver.stage import SILVER_TABLES
 from pipeline_run import PROJECT, table_contents
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]  # make test-reliability
 
 RUN_TIMEOUT = 900  # seconds for one run; a hang is a failure, not a wait
 WAIT_FOR_EXIT = 30

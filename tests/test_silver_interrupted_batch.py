@@ -21,7 +21,7 @@ from metering_analytics.silver import stage as silver_stage
 from metering_analytics.silver.stage import run_silver
 from test_silver_rules import T0, deletion, purchase, usage
 
-pytestmark = pytest.mark.slow  # two silver runs per stopping point
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]  # two silver runs per stopping point; make test-reliability
 
 WRITES = ("_merge_new", "_merge_quarantine", "_delete_keys")
 
