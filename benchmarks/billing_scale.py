@@ -9,16 +9,54 @@ this measures the accounting, not ingestion), on the `professional` plan of conf
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
 from datetime import date, datetime
 from pathlib import Path
 
-from measure import PeakMemory, machine
+from measure import PeakMemory, machine, record
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def professional_subscriptions(spark, count: int, start: datetime, *, offer_type: str, first_sequence: int):
+    """`count` silver.subscriptions rows on the `professional` plan (every third annual), all purchased at
+    `start`, their cycles starting over the following four weeks."""
+    from pyspark.sql import functions as F
+
+    return spark.range(count).select(
+        F.concat(F.lit("sub-"), F.col("id")).alias("subscription_key"),
+        F.concat(F.lit("sub-"), F.col("id")).alias("resource_id"),
+        F.lit(None).cast("string").alias("resource_uri"),
+        F.lit("professional").alias("plan_id"),
+        F.when(F.col("id") % 3 == 0, "Annually").otherwise("Monthly").alias("renewal_interval"),
+        F.when(F.col("id") % 3 == 0, 12).otherwise(1).alias("renewal_months"),
+        (F.lit(start) + F.expr("make_interval(0, 0, 0, cast(id % 28 as int), cast(id % 24 as int))"))
+        .alias("subscription_start"),
+        F.lit(start).alias("purchased_at"),
+        F.lit(None).cast("timestamp").alias("deleted_at"),
+        F.lit(None).cast("string").alias("deleted_partition_id"),
+        F.lit(None).cast("long").alias("deleted_sequence_number"),
+        F.lit(offer_type).alias("offer_type"),
+        (F.col("id") % 4).cast("string").alias("partition_id"),
+        (F.lit(first_sequence) + F.col("id")).alias("sequence_number"),
+    )
+
+
+def professional_plan_dimensions(spark, subs):
+    """The `professional` plan's meters for every subscription: a simple meter with 10,000 included and a
+    three-tier waterfall."""
+    from pyspark.sql import functions as F
+
+    tiers = F.array(*[F.struct(F.lit(i).alias("tier_index"), F.lit(d).alias("dimension"), F.lit(t).alias("threshold"))
+                      for i, (d, t) in enumerate((("egress_tier_1", 1000.0), ("egress_tier_2", 10000.0),
+                                                  ("egress_overage", 50000.0)))])
+    meters = spark.createDataFrame([("api", "simple", "api_calls", 10000.0), ("egress", "waterfall", None, None)],
+                                   "meter_name string, dimension_type string, dimension string, included_quantity double")
+    return subs.select("subscription_key", "plan_id").crossJoin(meters).select(
+        "subscription_key", "plan_id", "meter_name", "dimension_type", "dimension", "included_quantity",
+        F.lit(False).alias("included_infinite"), F.when(F.col("dimension_type") == "waterfall", tiers).alias("tiers"))
 
 
 def build_silver(spark, lakehouse, events: int, subscriptions: int) -> None:
@@ -33,35 +71,8 @@ def build_silver(spark, lakehouse, events: int, subscriptions: int) -> None:
     )
 
     start = datetime(2025, 1, 1)
-    subs = spark.range(subscriptions).select(
-        F.concat(F.lit("sub-"), F.col("id")).alias("subscription_key"),
-        F.concat(F.lit("sub-"), F.col("id")).alias("resource_id"),
-        F.lit(None).cast("string").alias("resource_uri"),
-        F.lit("professional").alias("plan_id"),
-        F.when(F.col("id") % 3 == 0, "Annually").otherwise("Monthly").alias("renewal_interval"),
-        F.when(F.col("id") % 3 == 0, 12).otherwise(1).alias("renewal_months"),
-        (F.lit(start) + F.expr("make_interval(0, 0, 0, cast(id % 28 as int), cast(id % 24 as int))"))
-        .alias("subscription_start"),
-        F.lit(start).alias("purchased_at"),
-        F.lit(None).cast("timestamp").alias("deleted_at"),
-        F.lit(None).cast("string").alias("deleted_partition_id"),
-        F.lit(None).cast("long").alias("deleted_sequence_number"),
-        F.lit("unknown").alias("offer_type"),
-        (F.col("id") % 4).cast("string").alias("partition_id"),
-        F.col("id").alias("sequence_number"),
-    )
-    tiers = F.array(
-        F.struct(F.lit(0).alias("tier_index"), F.lit("egress_tier_1").alias("dimension"), F.lit(1000.0).alias("threshold")),
-        F.struct(F.lit(1).alias("tier_index"), F.lit("egress_tier_2").alias("dimension"), F.lit(10000.0).alias("threshold")),
-        F.struct(F.lit(2).alias("tier_index"), F.lit("egress_overage").alias("dimension"), F.lit(50000.0).alias("threshold")),
-    )
-    meters = spark.createDataFrame(
-        [("api", "simple", "api_calls", 10000.0), ("egress", "waterfall", None, None)],
-        "meter_name string, dimension_type string, dimension string, included_quantity double")
-    dims = subs.select("subscription_key", "plan_id").crossJoin(meters).select(
-        "subscription_key", "plan_id", "meter_name", "dimension_type", "dimension", "included_quantity",
-        F.lit(False).alias("included_infinite"),
-        F.when(F.col("dimension_type") == "waterfall", tiers).alias("tiers"))
+    subs = professional_subscriptions(spark, subscriptions, start, offer_type="unknown", first_sequence=0)
+    dims = professional_plan_dimensions(spark, subs)
     seconds_in_year = 365 * 24 * 3600
     usage = spark.range(events).select(
         (F.col("id") % 4).cast("string").alias("partition_id"),
@@ -115,9 +126,7 @@ def main() -> int:
         "billing_s": round(billing_s, 1), "usage_events_per_s": round(args.events / billing_s),
         "peak_memory_gib": round(memory.peak / 2**30, 2), "rows": counts,
     }
-    print(json.dumps(result))
-    with (ROOT / "benchmarks" / "results.jsonl").open("a") as out:
-        out.write(json.dumps({"benchmark": "billing", **result}) + "\n")
+    record("billing", result)
     shutil.rmtree(lakehouse_dir, ignore_errors=True)
     return 0
 

@@ -11,7 +11,6 @@ silver stage appends them; an incremental billing + gold run. Records both times
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -19,7 +18,8 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from measure import machine
+from billing_scale import professional_plan_dimensions, professional_subscriptions
+from measure import machine, record
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2025, 1, 1)
@@ -60,31 +60,8 @@ def build(spark, lakehouse, subscriptions: int, days: int, events: int) -> datet
 
     ensure_silver_tables(spark, lakehouse)
     lakehouse.ensure_table(spark, "bronze", "events", BRONZE_EVENTS_SCHEMA)
-    subs = spark.range(subscriptions).select(
-        F.concat(F.lit("sub-"), F.col("id")).alias("subscription_key"),
-        F.concat(F.lit("sub-"), F.col("id")).alias("resource_id"),
-        F.lit(None).cast("string").alias("resource_uri"),
-        F.lit("professional").alias("plan_id"),
-        F.when(F.col("id") % 3 == 0, "Annually").otherwise("Monthly").alias("renewal_interval"),
-        F.when(F.col("id") % 3 == 0, 12).otherwise(1).alias("renewal_months"),
-        (F.lit(START) + F.expr("make_interval(0, 0, 0, cast(id % 28 as int), cast(id % 24 as int))"))
-        .alias("subscription_start"),
-        F.lit(START).alias("purchased_at"),
-        F.lit(None).cast("timestamp").alias("deleted_at"),
-        F.lit(None).cast("string").alias("deleted_partition_id"),
-        F.lit(None).cast("long").alias("deleted_sequence_number"),
-        F.lit("saas").alias("offer_type"),
-        (F.col("id") % 4).cast("string").alias("partition_id"),
-        (F.lit(10**12) + F.col("id")).alias("sequence_number"),
-    )
-    tiers = F.array(*[F.struct(F.lit(i).alias("tier_index"), F.lit(d).alias("dimension"), F.lit(t).alias("threshold"))
-                      for i, (d, t) in enumerate((("egress_tier_1", 1000.0), ("egress_tier_2", 10000.0),
-                                                  ("egress_overage", 50000.0)))])
-    meters = spark.createDataFrame([("api", "simple", "api_calls", 10000.0), ("egress", "waterfall", None, None)],
-                                   "meter_name string, dimension_type string, dimension string, included_quantity double")
-    dims = subs.select("subscription_key", "plan_id").crossJoin(meters).select(
-        "subscription_key", "plan_id", "meter_name", "dimension_type", "dimension", "included_quantity",
-        F.lit(False).alias("included_infinite"), F.when(F.col("dimension_type") == "waterfall", tiers).alias("tiers"))
+    subs = professional_subscriptions(spark, subscriptions, START, offer_type="saas", first_sequence=10**12)
+    dims = professional_plan_dimensions(spark, subs)
     lakehouse.overwrite(with_columns_of(subs, SILVER_SUBSCRIPTIONS_SCHEMA), "silver", "subscriptions")
     lakehouse.overwrite(with_columns_of(dims, SILVER_PLAN_DIMENSIONS_SCHEMA), "silver", "plan_dimensions")
     first = START + timedelta(days=28)
@@ -198,9 +175,7 @@ def main() -> int:
     }
     result.update(full_billing_s=stage_times["full_billing_s"], full_gold_s=stage_times["full_gold_s"],
                   **incremental_times)
-    print(json.dumps(result))
-    with (ROOT / "benchmarks" / "results.jsonl").open("a") as out:
-        out.write(json.dumps({"benchmark": "incremental", **result}) + "\n")
+    record("incremental", result)
     shutil.rmtree(lakehouse_dir, ignore_errors=True)
     return 0
 

@@ -1,6 +1,7 @@
 """What the benchmarks measure besides time: peak memory of the process tree, and the machine."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import threading
@@ -52,3 +53,13 @@ def machine() -> str:
     mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal"))) // (1024 * 1024)
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Python {platform.python_version()}"
+
+
+RESULTS = Path(__file__).resolve().parent / "results.jsonl"
+
+
+def record(benchmark: str, result: dict) -> None:
+    """Print a result and append it to benchmarks/results.jsonl (the history docs/benchmarks.md cites)."""
+    print(json.dumps(result))
+    with RESULTS.open("a") as out:
+        out.write(json.dumps({"benchmark": benchmark, **result}) + "\n")

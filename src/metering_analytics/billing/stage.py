@@ -35,7 +35,7 @@ from metering_analytics.incremental.changes import (
     union_all,
 )
 from metering_analytics.incremental.state import StageState, clear_state, load_state, save_state, settings_hash
-from metering_analytics.incremental.subscriptions import subscription_changes
+from metering_analytics.incremental.subscriptions import subscription_changes_since
 from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
 from metering_analytics.schemas import (
     SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
@@ -153,15 +153,10 @@ def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageStat
     """What changed since the state's versions; None when only a full rebuild is exact. Everything
     is read before any table changes, so an unreadable feed leaves the tables as they were."""
     before = {t: state.versions.get(f"silver.{t}") for t in _SILVER}
-    if before["subscriptions"] is None or before["plan_dimensions"] is None:
+    compared = subscription_changes_since(spark, lakehouse, state.versions, silver)
+    if compared is None:
         return None
-    try:
-        subs_before = lakehouse.read(spark, "silver", "subscriptions", version=before["subscriptions"])
-        dims_before = lakehouse.read(spark, "silver", "plan_dimensions", version=before["plan_dimensions"])
-        subs_changed = subscription_changes(subs_before, silver["subscriptions"], dims_before,
-                                            silver["plan_dimensions"])
-    except Exception as error:  # a vacuumed version
-        raise ChangesUnavailable(str(error).splitlines()[0]) from error
+    _, subs_changed = compared
     if subs_changed.needs_full_rebuild:
         return None
     usage = changed_rows(spark, lakehouse, "silver", "usage_events", before["usage_events"],

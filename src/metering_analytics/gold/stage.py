@@ -47,7 +47,7 @@ from metering_analytics.incremental.changes import (
     value_bounds,
 )
 from metering_analytics.incremental.state import clear_state, load_state, save_state, settings_hash
-from metering_analytics.incremental.subscriptions import subscription_changes
+from metering_analytics.incremental.subscriptions import subscription_changes_since
 from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
 from metering_analytics.io.table_docs import TableDoc, comment_tables, documented, load_table_docs
 from metering_analytics.schemas import (
@@ -210,15 +210,10 @@ def _gold_changes(spark: SparkSession, lakehouse: Lakehouse, state, versions: di
                   silver: dict[str, DataFrame]) -> dict | None:
     """Every source's changed rows since the state's versions; None when only a full rebuild is exact."""
     before = state.versions
-    if before.get("silver.subscriptions") is None or before.get("silver.plan_dimensions") is None:
+    compared = subscription_changes_since(spark, lakehouse, before, silver)
+    if compared is None:
         return None
-    try:
-        subs_before = lakehouse.read(spark, "silver", "subscriptions", version=before["silver.subscriptions"])
-        dims_before = lakehouse.read(spark, "silver", "plan_dimensions", version=before["silver.plan_dimensions"])
-        subs_changed = subscription_changes(subs_before, silver["subscriptions"], dims_before,
-                                            silver["plan_dimensions"])
-    except Exception as error:  # a vacuumed version
-        raise ChangesUnavailable(str(error).splitlines()[0]) from error
+    subs_before, subs_changed = compared
     if subs_changed.needs_full_rebuild:
         return None
     changes = {"dirty": subs_changed.dirty,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+
+from metering_analytics.incremental.changes import ChangesUnavailable
+from metering_analytics.io.lakehouse import Lakehouse
 
 # What a deletion sets on a known subscription.
 DELETION_COLUMNS = ("deleted_at", "deleted_partition_id", "deleted_sequence_number")
@@ -35,3 +38,21 @@ def subscription_changes(subs_before: DataFrame, subs_after: DataFrame, dims_bef
         return SubscriptionChanges(None, True)
     dirty = subs_after.exceptAll(subs_before).select("subscription_key").distinct().localCheckpoint()
     return SubscriptionChanges(dirty, False)
+
+
+def subscription_changes_since(spark: SparkSession, lakehouse: Lakehouse, versions_before: dict,
+                               silver: dict[str, DataFrame]) -> tuple[DataFrame, SubscriptionChanges] | None:
+    """silver.subscriptions as of `versions_before` ({"silver.<table>": version}) and what changed since
+    (subscription_changes against the current `silver` frames); None without a version to compare with.
+    Raises ChangesUnavailable when an old version cannot be read (vacuumed)."""
+    subs_version = versions_before.get("silver.subscriptions")
+    dims_version = versions_before.get("silver.plan_dimensions")
+    if subs_version is None or dims_version is None:
+        return None
+    try:
+        subs_before = lakehouse.read(spark, "silver", "subscriptions", version=subs_version)
+        dims_before = lakehouse.read(spark, "silver", "plan_dimensions", version=dims_version)
+        changed = subscription_changes(subs_before, silver["subscriptions"], dims_before, silver["plan_dimensions"])
+    except Exception as error:  # a vacuumed version
+        raise ChangesUnavailable(str(error).splitlines()[0]) from error
+    return subs_before, changed
