@@ -41,8 +41,9 @@ TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not reliability"
 
-# Crash recovery: runs killed with SIGKILL inside bronze, silver and gold writes, and silver batches stopped
-# after each write, then re-run (about 10 minutes; kept out of `make test` to hold it under 15 minutes).
+# Crash recovery (runs killed with SIGKILL inside bronze, silver and gold writes; silver batches stopped after
+# each write, then re-run) and incremental billing + gold equal to a full rebuild: about 15 minutes, kept out
+# of `make test` to hold it under 15 minutes.
 test-reliability: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m reliability
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
+import pytest
 from chispa import assert_df_equality
 
 from incremental_helpers import PRICES, SETTINGS, clock, part_a, part_b, write_part
@@ -13,6 +14,9 @@ from metering_analytics.billing.prices import PlanPrices
 from metering_analytics.billing.stage import GOLD_BILLING_SCHEMAS, run_billing
 from metering_analytics.gold.stage import GOLD_PERSONA_SCHEMAS, run_gold
 from metering_analytics.io.lakehouse import Lakehouse
+
+# Many small Delta commits (minutes on 2 cores): make test-reliability, not make test.
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 SCHEMAS = {**GOLD_BILLING_SCHEMAS, **GOLD_PERSONA_SCHEMAS}
 
