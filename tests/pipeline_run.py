@@ -164,8 +164,9 @@ def bookkeeping_tables() -> set[str]:
     """Tables that record what a run processed (Delta versions, when), not what the data says: two runs
     that end with the same data may differ there."""
     from metering_analytics.incremental.state import STATE_TABLE
+    from metering_analytics.silver.stage import PROCESSED_RANGES
 
-    return {f"gold.{STATE_TABLE}"}
+    return {f"gold.{STATE_TABLE}", f"silver.{PROCESSED_RANGES}"}
 
 
 def table_contents(spark, lakehouse: Path) -> dict:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capture_files import sequence, write_capture
-from metering_analytics.sources.avro_container import CORRUPT, EMPTY, OK, scan_avro_container
+from metering_analytics.sources.avro_container import CORRUPT, EMPTY, OK, scan_avro_container, scan_avro_file
 
 T0 = datetime(2025, 3, 1, 10)
 MESSAGES = [{"type": "Ping", "value": {"partitionId": "0", "reason": str(i)}} for i in range(7)]
@@ -31,8 +31,10 @@ def test_the_real_capture_file_is_intact(samples_dir):
     assert scan.status == OK and scan.records > 0 and scan.problem is None
 
 
-def test_empty_files():
+def test_empty_files(tmp_path):
     assert scan_avro_container(b"").status == EMPTY  # nothing to lose
+    (tmp_path / "empty.avro").write_bytes(b"")
+    assert scan_avro_file(str(tmp_path / "empty.avro")).status == EMPTY
 
 
 def test_a_header_only_file_is_empty(tmp_path):
@@ -56,9 +58,12 @@ def test_a_broken_sync_marker_stops_at_the_block_before(tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_a_truncation_is_reported_unless_at_a_block_end_and_never_overcounts(tmp_path_factory, data):
-    whole = _file(tmp_path_factory.mktemp("t"), sequence(T0, MESSAGES), block_bytes=1)
+    folder = tmp_path_factory.mktemp("t")
+    whole = _file(folder, sequence(T0, MESSAGES), block_bytes=1)
     cut = data.draw(st.integers(1, len(whole) - 1))
     scan = scan_avro_container(whole[:cut])
+    (folder / "cut.avro").write_bytes(whole[:cut])
+    assert scan_avro_file(str(folder / "cut.avro")) == scan  # seeking past blocks sees what reading sees
     assert scan.records < 7 and scan.records == scan.blocks
     # Avro has no footer: a file cut exactly after a block's sync marker is a valid, shorter file.
     at_a_block_end = whole[cut - 16:cut] == whole[-16:]

@@ -34,10 +34,18 @@ def _bronze(spark, source, lakehouse):
     return result, config.lakehouse.read(spark, "bronze", "events")
 
 
+def _operations(spark, lakehouse) -> list[str]:
+    from delta.tables import DeltaTable
+
+    history = DeltaTable.forPath(spark, str(lakehouse / "bronze" / "events")).history()
+    return [r.operation for r in history.orderBy("version").collect()][1:]  # after CREATE TABLE
+
+
 def test_every_record_once_and_reruns_add_nothing(spark, capture):
     source, lakehouse = capture
     result, bronze = _bronze(spark, source, lakehouse)
     assert bronze.count() == 10  # junk and null bodies included
+    assert _operations(spark, lakehouse) == ["WRITE"]  # new files: appended, no MERGE
     assert result.records_read == 10 and result.records_added == 10  # the empty file adds nothing
     assert sorted(r.partition_id for r in bronze.select("partition_id").distinct().collect()) == ["0", "1"]
     assert bronze.where("body IS NULL").count() == 1
@@ -54,6 +62,7 @@ def test_duplicated_file_adds_nothing_and_new_files_add_exactly_theirs(spark, ca
     shutil.copy(flat_path(source, 0, T0), flat_path(source, 0, T0 + timedelta(hours=5)))
     result, bronze = _bronze(spark, source, lakehouse)
     assert result.records_read == 5 and result.records_added == 0 and bronze.count() == 10
+    assert _operations(spark, lakehouse) == ["WRITE"]  # its positions were known: merged, nothing inserted
 
     # A new window for partition 0 continues its sequence numbers.
     later = T0 + timedelta(hours=1)
@@ -61,6 +70,7 @@ def test_duplicated_file_adds_nothing_and_new_files_add_exactly_theirs(spark, ca
     result, bronze = _bronze(spark, source, lakehouse)
     assert result.records_read == 4 and result.records_added == 4 and bronze.count() == 14
     assert bronze.where("partition_id = '0'").count() == 9
+    assert _operations(spark, lakehouse) == ["WRITE", "WRITE"]
 
 
 def test_files_outside_the_capture_layouts_are_kept(spark, capture):

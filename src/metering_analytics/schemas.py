@@ -184,6 +184,11 @@ BRONZE_CAPTURE_FILES_SCHEMA = StructType(
         StructField("avro_blocks", LongType(), True),
         StructField("avro_records", LongType(), True),  # records in the intact blocks
         StructField("records_read", LongType(), True),  # records Spark's Avro reader returned
+        # The positions the file's records hold (io.key_ranges): recorded before they are written to
+        # bronze.events, so a batch whose files meet no recorded range is appended rather than merged.
+        StructField("partition_id", StringType(), True),
+        StructField("min_sequence_number", LongType(), True),
+        StructField("max_sequence_number", LongType(), True),
         StructField("audited_at", TimestampType(), True),
     ]
 )

@@ -6,9 +6,15 @@ columns, both MERGE on `source_file` so a replayed batch changes nothing:
 - the bronze stream records `records_read`, the records the reader returned per file;
 - a second stream over the same folder (binaryFile) walks each new file's Avro framing
   (`sources.avro_container`) and records the status, the problem and the records the intact blocks hold.
+  Where the files are on a local or FUSE-mounted file system (a folder here, a Unity Catalog volume on
+  Databricks) the walk opens the file and seeks from block header to block header, and the stream does
+  not read the contents at all; elsewhere (an abfss:// URI) the stream hands it each file's bytes.
 A file is damaged when its framing is broken or the reader returned fewer records than the blocks hold.
 """
 from __future__ import annotations
+
+import os
+import re
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -17,7 +23,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from metering_analytics.io.lakehouse import Lakehouse
 from metering_analytics.schemas import BRONZE_CAPTURE_FILES_SCHEMA
-from metering_analytics.sources.avro_container import CORRUPT, scan_avro_container
+from metering_analytics.sources.avro_container import CORRUPT, ContainerScan, scan_avro_container, scan_avro_file
 
 CAPTURE_FILES = ("bronze", "capture_files")
 
@@ -27,14 +33,41 @@ _SCAN_SCHEMA = StructType([
     StructField("blocks", LongType()),
     StructField("records", LongType()),
 ])
-READ_COLUMNS = ("records_read",)
+READ_COLUMNS = ("records_read", "partition_id", "min_sequence_number", "max_sequence_number")
 AUDIT_COLUMNS = ("file_size", "file_modified_at", "container_status", "container_problem", "avro_blocks",
                   "avro_records", "audited_at")
 
 
+def local_file(path: str) -> str | None:
+    """The POSIX path of a Spark file path on a local or FUSE-mounted file system, else None."""
+    if path.startswith("file:"):
+        return "/" + path.removeprefix("file:").lstrip("/")
+    if path.startswith("dbfs:/Volumes/"):
+        return path.removeprefix("dbfs:")
+    if path.startswith("/"):
+        return path
+    return None
+
+
+def mounted_folder(path: str) -> bool:
+    """True when `path` (as given to Spark) is a folder this process can open itself."""
+    has_scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path) is not None
+    local = local_file(path) if has_scheme else os.path.abspath(path)
+    return local is not None and os.path.isdir(local)
+
+
+def _scan_one(path: str, content: bytes | None) -> ContainerScan:
+    if content is not None:
+        return scan_avro_container(bytes(content))
+    local = local_file(path)
+    if local is None:
+        raise ValueError(f"{path} is not on a mounted file system: read the audit stream with contents")
+    return scan_avro_file(local)
+
+
 @F.pandas_udf(_SCAN_SCHEMA)
-def _scan(contents: pd.Series) -> pd.DataFrame:
-    scans = [scan_avro_container(bytes(c) if c is not None else b"") for c in contents]
+def _scan(paths: pd.Series, contents: pd.Series) -> pd.DataFrame:
+    scans = [_scan_one(p, c) for p, c in zip(paths, contents)]
     return pd.DataFrame({
         "status": [s.status for s in scans],
         "problem": [s.problem for s in scans],
@@ -44,8 +77,10 @@ def _scan(contents: pd.Series) -> pd.DataFrame:
 
 
 def audit_files(files: DataFrame) -> DataFrame:
-    """binaryFile rows (path, modificationTime, length, content) -> the audit columns of capture_files."""
-    scanned = files.select("path", "modificationTime", "length", _scan(F.col("content")).alias("scan"))
+    """binaryFile rows (path, modificationTime, length, content) -> the audit columns of capture_files.
+
+    A null `content` (not read) means: open the file at `path` (local_file)."""
+    scanned = files.select("path", "modificationTime", "length", _scan(F.col("path"), F.col("content")).alias("scan"))
     return scanned.select(
         F.col("path").alias("source_file"),
         F.col("length").alias("file_size"),

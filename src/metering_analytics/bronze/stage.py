@@ -4,10 +4,13 @@ The stream's checkpoint remembers which files were read; the MERGE on (partition
 makes a file delivered twice, or a batch replayed after a crash, add nothing. A second stream over the
 same files fills bronze.capture_files, which names every damaged file and what was kept from it.
 
-Each batch's files are read once (cached) and summarised per file first; that summary parses the paths,
-proves most batches free of repeated records (so they skip de-duplication), and bounds the MERGE's
-search of bronze to the batch's sequence-number range (Delta skips the files outside it), so a batch
-costs what its own records cost, not what the table holds.
+Each batch's files are summarised per file first (a pass over the record keys only); the summary parses
+the paths once per file, proves most batches free of repeated records (so they skip de-duplication), and
+gives each file's range of positions. Those ranges are recorded in bronze.capture_files before the
+records are written: a batch whose ranges meet no recorded range holds no record bronze has, and is
+appended (io.key_ranges); otherwise (a replay, a file delivered twice) the MERGE decides, its search of
+bronze bounded to the batch's sequence-number range. Either way a batch costs what its own records
+cost, not what the table holds.
 """
 from __future__ import annotations
 
@@ -27,9 +30,11 @@ from metering_analytics.bronze.files import (
     READ_COLUMNS,
     audit_files,
     merge_file_columns,
+    mounted_folder,
     read_damaged_files,
 )
 from metering_analytics.config import PipelineConfig
+from metering_analytics.io.key_ranges import overlapping
 from metering_analytics.io.lakehouse import Lakehouse
 from metering_analytics.io.streams import drain
 from metering_analytics.schemas import BRONZE_CAPTURE_FILES_SCHEMA, BRONZE_EVENTS_SCHEMA
@@ -48,10 +53,14 @@ class BronzeResult:
 
 
 def rows_inserted_since(spark: SparkSession, lakehouse: Lakehouse, version: int) -> int:
-    """Rows the commits after `version` inserted (a MERGE that inserts nothing commits nothing)."""
+    """Rows the commits after `version` added: appended, or inserted by a MERGE (which commits nothing
+    when it inserts nothing)."""
     history = lakehouse.delta_table(spark, *BRONZE_EVENTS).history().where(f"version > {version}")
-    return sum(int((row["operationMetrics"] or {}).get("numTargetRowsInserted", 0))
-               for row in history.select("operationMetrics").collect())
+    added = 0
+    for row in history.select("operation", "operationMetrics").collect():
+        metrics = row["operationMetrics"] or {}
+        added += int(metrics.get("numOutputRows" if row["operation"] == "WRITE" else "numTargetRowsInserted", 0))
+    return added
 
 
 def table_version(spark: SparkSession, lakehouse: Lakehouse) -> int:
@@ -87,20 +96,21 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     source = config.source
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
-        capture = batch.persist()  # the batch's files are read once, for the summary and the records
-        try:
-            per_file = capture_file_stats(capture, source.capture_path_patterns).localCheckpoint()
-            stats = [row.asDict() for row in per_file.collect()]  # one row per file: a few hundred
-            records = capture_to_bronze(capture, per_file)
-            if may_repeat_records(stats):
-                records = first_copy_of_each_record(records)
-            if any(f["records_read"] for f in stats):
+        # Reading the files twice (keys, then records) costs less than caching a batch's bodies.
+        per_file = capture_file_stats(batch, source.capture_path_patterns).localCheckpoint()
+        stats = [row.asDict() for row in per_file.collect()]  # one row per file: a few hundred
+        known = overlapping(stats, lakehouse.read(spark, *CAPTURE_FILES))
+        merge_file_columns(per_file, lakehouse, READ_COLUMNS)  # the ranges, before their records
+        records = capture_to_bronze(batch, per_file)
+        if may_repeat_records(stats):
+            records = first_copy_of_each_record(records)
+        if any(f["records_read"] for f in stats):
+            if known:
                 merge_new_records(records, lakehouse, _sequence_range(stats))
-            merge_file_columns(per_file, lakehouse, READ_COLUMNS)
-            # Counted here: the stream's own input metric counts a batch once per action on it.
-            result.records_read += sum(f["records_read"] for f in stats)
-        finally:
-            capture.unpersist()
+            else:
+                lakehouse.append(records, *BRONZE_EVENTS)
+        # Counted here: the stream's own input metric counts a batch once per action on it.
+        result.records_read += sum(f["records_read"] for f in stats)
         result.batches += 1
 
     def audit_batch(files: DataFrame, _batch_id: int) -> None:
@@ -114,10 +124,13 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     drain(stream, write_batch, checkpoint)
     result.records_added = rows_inserted_since(spark, lakehouse, version)
 
-    # Whole files are larger than their records: fewer per batch.
-    files = read_capture_file_stream(spark, source.capture_path,
-                                     max_files_per_trigger=max(1, source.max_files_per_trigger // 4),
-                                     use_auto_loader=use_auto_loader)
+    # Files on a mounted file system are scanned in place (their framing only); others are read whole,
+    # and whole files are larger than their records: fewer per batch.
+    in_place = mounted_folder(source.capture_path)
+    files = read_capture_file_stream(
+        spark, source.capture_path,
+        max_files_per_trigger=source.max_files_per_trigger if in_place else max(1, source.max_files_per_trigger // 4),
+        use_auto_loader=use_auto_loader, with_content=not in_place)
     result.files_audited = drain(files, audit_batch, files_checkpoint)
     result.damaged_files = read_damaged_files(spark, lakehouse)
     return result

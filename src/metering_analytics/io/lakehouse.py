@@ -133,6 +133,18 @@ class Lakehouse:
         self._save(writer, layer, table)
         self.register(df.sparkSession, layer, table)
 
+    def replace_if_changed(self, df: DataFrame, layer: str, table: str) -> bool:
+        """overwrite, unless the table already holds exactly these rows; returns whether it wrote."""
+        df = df.localCheckpoint()  # compared, then maybe written: computed once
+        if self.exists(df.sparkSession, layer, table) and same_rows(self.read(df.sparkSession, layer, table), df):
+            return False
+        self.overwrite(df, layer, table)
+        return True
+
+    def append(self, df: DataFrame, layer: str, table: str) -> None:
+        """Add rows (one Delta commit). Only for rows known to be new: see io.key_ranges."""
+        self._save(df.write.format("delta").mode("append"), layer, table)
+
     def merge_insert_new(self, df: DataFrame, layer: str, table: str, keys: Iterable[str],
                          extra_condition: str | None = None) -> None:
         """Insert the rows whose key is not in the table yet: replaying the same input adds nothing."""
@@ -192,3 +204,9 @@ class Lakehouse:
 def with_columns_of(df: DataFrame, schema: StructType) -> DataFrame:
     """Select and cast `df` to exactly the columns of `schema`, in order."""
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def same_rows(a: DataFrame, b: DataFrame) -> bool:
+    """The same multiset of rows (columns matched by name; no map columns)."""
+    b = b.select(*a.columns)
+    return a.exceptAll(b).isEmpty() and b.exceptAll(a).isEmpty()

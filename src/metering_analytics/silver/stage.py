@@ -1,19 +1,26 @@
 """Silver stage: bronze.events -> typed silver tables and quarantine, incrementally and idempotently.
 
-A Delta stream over bronze hands each new slice of records to `process_batch`; every write is a MERGE
-keyed by the record's Capture position, so a replayed batch changes nothing. Each MERGE also names the
-batch's sequence-number range on the target, so Delta reads only the files that can hold a match and a
-batch costs what its records cost, not what the tables hold.
+A Delta stream over bronze hands each new slice of records to `process_batch`. Before it writes anything,
+a batch records the ranges of Capture positions it holds in `silver.processed_ranges` (io.key_ranges):
+a batch whose ranges meet none recorded before is new to every silver table, and its rows are appended;
+a batch that meets one (a replay after a crash, a reset checkpoint) is written with MERGEs keyed by the
+record's position, so it changes nothing it wrote before. Each MERGE names the batch's sequence-number
+range on the target, so Delta reads only the files that can hold a match.
+
+The batch is parsed in two passes rather than parsed once and kept: the few records that are not valid
+usage (lifecycle, submissions, pings, maintenance, rejects) are kept; the usage, most of the volume, is
+parsed again, resolved and written, its bodies kept only for the records that go to quarantine.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from metering_analytics.config import PipelineConfig
-from metering_analytics.io.lakehouse import Lakehouse
+from metering_analytics.io.key_ranges import KEY_RANGE_SCHEMA, key_ranges, overlapping
+from metering_analytics.io.lakehouse import Lakehouse, same_rows
 from metering_analytics.io.streams import drain
 from metering_analytics.schemas import (
     SILVER_MAINTENANCE_SCHEMA,
@@ -28,7 +35,7 @@ from metering_analytics.schemas import (
 from metering_analytics.silver import facts
 from metering_analytics.silver.messages import decode_messages
 from metering_analytics.silver.subscriptions import derive_subscriptions
-from metering_analytics.silver.usage import resolve_usage
+from metering_analytics.silver.usage import resolve_usage, resolved_usage, split_resolved
 from metering_analytics.silver.values import identity_matches
 
 KEY = ("partition_id", "sequence_number")
@@ -42,6 +49,7 @@ SILVER_TABLES = {
     "maintenance": SILVER_MAINTENANCE_SCHEMA,
     "quarantine": SILVER_QUARANTINE_SCHEMA,
 }
+PROCESSED_RANGES = "processed_ranges"  # bookkeeping: which positions silver has taken in
 LIFECYCLE_REASONS = ("duplicate_purchase", "unknown_subscription", "after_deletion")
 QUARANTINE_MATCH = (
     "t.sequence_number = s.sequence_number AND t.partition_id <=> s.partition_id "
@@ -66,6 +74,30 @@ def _merge_new(lakehouse: Lakehouse, df: DataFrame, table: str, bounds: str | No
     if df.isEmpty():  # a MERGE costs several Spark jobs even with nothing to merge
         return
     lakehouse.merge_insert_new(df, "silver", table, keys=KEY, extra_condition=bounds)
+
+
+@dataclass(frozen=True)
+class BatchWriter:
+    """Writes one batch's rows: appended when the batch is new to silver, merged on the position otherwise."""
+    lakehouse: Lakehouse
+    bounds: str | None  # the batch's sequence-number range, as a MERGE condition on the target
+    new: bool
+
+    def facts(self, df: DataFrame, table: str) -> None:
+        if df.isEmpty():  # on a kept (checkpointed) frame: no work, and no empty commit
+            return
+        if self.new:
+            self.lakehouse.append(df, "silver", table)
+        else:
+            _merge_new(self.lakehouse, df, table, self.bounds)
+
+    def quarantine(self, df: DataFrame) -> None:
+        if df.isEmpty():
+            return
+        if self.new:
+            self.lakehouse.append(df, "silver", "quarantine")
+        else:
+            _merge_quarantine(self.lakehouse, df, self.bounds)
 
 
 def _merge_quarantine(lakehouse: Lakehouse, df: DataFrame, bounds: str | None) -> None:
@@ -95,17 +127,22 @@ def _refresh_subscriptions(spark: SparkSession, lakehouse: Lakehouse, lifecycle_
     deleted subscriptions the batch's lifecycle messages name (those whose deletion may be new)."""
     lifecycle = lakehouse.read(spark, "silver", "subscription_lifecycle")
     subscriptions, dimensions, rejected = derive_subscriptions(lifecycle)
-    lakehouse.overwrite(subscriptions, "silver", "subscriptions")
-    lakehouse.overwrite(dimensions, "silver", "plan_dimensions")
+    # Most lifecycle messages (a new purchase) leave every other row as it was: a table whose rows do
+    # not change is not rewritten, so its change feed shows only real changes.
+    lakehouse.replace_if_changed(subscriptions, "silver", "subscriptions")
+    lakehouse.replace_if_changed(dimensions, "silver", "plan_dimensions")
 
     # Lifecycle verdicts can change when an earlier message arrives late: replace them as a set.
-    lakehouse.delta_table(spark, "silver", "quarantine").delete(
-        F.col("message_type").isin("SubscriptionPurchased", "SubscriptionDeleted")
-        & F.col("reason").isin(*LIFECYCLE_REASONS)
-    )
     rejected_rows = lifecycle.join(rejected, list(KEY), "inner").localCheckpoint()
-    if not rejected_rows.isEmpty():
-        _merge_quarantine(lakehouse, facts.quarantine_rows(rejected_rows), sequence_bounds(rejected_rows))
+    verdict = ["partition_id", "sequence_number", "source_file", "reason", "detail"]
+    quarantine = lakehouse.read(spark, "silver", "quarantine")
+    is_lifecycle_verdict = (F.col("message_type").isin("SubscriptionPurchased", "SubscriptionDeleted")
+                            & F.col("reason").isin(*LIFECYCLE_REASONS))
+    if not same_rows(quarantine.where(is_lifecycle_verdict).select(*verdict),
+                     facts.quarantine_rows(rejected_rows).select(*verdict)):
+        lakehouse.delta_table(spark, "silver", "quarantine").delete(is_lifecycle_verdict)
+        if not rejected_rows.isEmpty():
+            _merge_quarantine(lakehouse, facts.quarantine_rows(rejected_rows), sequence_bounds(rejected_rows))
 
     subs = lakehouse.read(spark, "silver", "subscriptions")
     # Named by the batch rather than found by comparing the table before and after: a batch replayed
@@ -160,37 +197,95 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY), bounds)
 
 
-def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> None:
-    """Parse one slice of bronze records into the silver tables and quarantine."""
-    decoded = decode_messages(bronze_batch).localCheckpoint()
-    bounds = sequence_bounds(decoded)
-    lifecycle = facts.subscription_lifecycle(decoded).localCheckpoint()
-    lifecycle_changed = not lifecycle.isEmpty()
-    if lifecycle_changed:
-        _merge_new(lakehouse, lifecycle, "subscription_lifecycle", bounds)
+def _bounds(ranges: list[dict]) -> str | None:
+    lows = [r["min_sequence_number"] for r in ranges if r["min_sequence_number"] is not None]
+    highs = [r["max_sequence_number"] for r in ranges if r["max_sequence_number"] is not None]
+    return f"t.sequence_number BETWEEN {min(lows)} AND {max(highs)}" if lows else None
+
+
+def record_ranges(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> BatchWriter:
+    """Record the batch's position ranges in silver.processed_ranges (before any of its rows is written)
+    and say how its rows must be written: appended if no range met a recorded one, merged otherwise."""
+    ranges_df = key_ranges(bronze_batch).localCheckpoint()
+    ranges = [row.asDict() for row in ranges_df.collect()]  # per partition: a few dozen rows
+    new = not overlapping(ranges, lakehouse.read(spark, "silver", PROCESSED_RANGES))
+    if ranges:
+        lakehouse.merge_insert_new(ranges_df, "silver", PROCESSED_RANGES,
+                                   keys=("min_sequence_number", "max_sequence_number"),
+                                   extra_condition="t.partition_id <=> s.partition_id AND t.source_file <=> s.source_file")
+    return BatchWriter(lakehouse, _bounds(ranges), new)
+
+
+DECODED_KEPT = ("partition_id", "sequence_number", "enqueued_time", "message_type", "reason", "detail", "value",
+                "properties", "source_file")
+
+
+def _is_valid_usage() -> Column:
+    return F.coalesce(F.col("reason").isNull() & (F.col("message_type") == "UsageReported"), F.lit(False))
+
+
+def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame,
+                  writer: BatchWriter | None = None) -> int:
+    """Parse one slice of bronze records into the silver tables and quarantine; returns its record count.
+
+    `writer` (record_ranges) says whether the slice is new to silver; without one, every write merges.
+    """
+    writer = writer or BatchWriter(lakehouse, None, new=False)
+    # Parsed once and kept. A valid usage event's body is not kept: silver does not store it, and it is
+    # most of the batch's bytes. Selecting from the kept rows is cheap; filtering the unkept ones on the
+    # verdict would make Spark evaluate the parse again inside the filter.
+    kept = decode_messages(bronze_batch).select(
+        *DECODED_KEPT, F.when(~_is_valid_usage(), F.col("body")).alias("body")).localCheckpoint()
+    lifecycle = facts.subscription_lifecycle(kept).localCheckpoint()
+    if not lifecycle.isEmpty():
+        # Lifecycle rows are few and derive the subscriptions from the whole table: always merged.
+        _merge_new(lakehouse, lifecycle, "subscription_lifecycle", writer.bounds)
         subs, newly_deleted = _refresh_subscriptions(spark, lakehouse, lifecycle)
-    else:
-        subs = lakehouse.read(spark, "silver", "subscriptions")
-    subs = subs.localCheckpoint()
-
-    _merge_new(lakehouse, facts.marketplace_submissions(decoded), "marketplace_submissions", bounds)
-    _merge_new(lakehouse, facts.pings(decoded), "pings", bounds)
-    _merge_new(lakehouse, facts.maintenance(decoded), "maintenance", bounds)
-
-    dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
-    valid, rejected_usage = resolve_usage(facts.usage_candidates(decoded), subs, dimensions)
-    _merge_new(lakehouse, valid.localCheckpoint(), "usage_events", bounds)
-    rejected = facts.rejected(decoded).unionByName(facts.quarantine_rows(rejected_usage))
-    _merge_quarantine(lakehouse, rejected, bounds)
-
-    if lifecycle_changed:
+        subs = subs.localCheckpoint()
+        # Before this batch's usage: that is resolved against the refreshed subscriptions already.
         _reresolve_usage(spark, lakehouse, subs, newly_deleted)
+    else:
+        subs = lakehouse.read(spark, "silver", "subscriptions").localCheckpoint()
+
+    writer.facts(facts.marketplace_submissions(kept), "marketplace_submissions")
+    writer.facts(facts.pings(kept), "pings")
+    writer.facts(facts.maintenance(kept), "maintenance")
+
+    candidates = facts.usage_candidates(kept)
+    dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
+    checked = resolved_usage(candidates, subs, dimensions).localCheckpoint()
+    valid, rejected_usage = split_resolved(checked, candidates.columns)
+    writer.facts(valid, "usage_events")
+    rejected_usage = rejected_usage.localCheckpoint()
+    if not rejected_usage.isEmpty():  # their bodies, from bronze: quarantine keeps them for a replay
+        bodies = bronze_batch.join(F.broadcast(rejected_usage.select(*KEY)), list(KEY), "left_semi")
+        rejected_usage = rejected_usage.drop("body").join(bodies.select(*KEY, "body"), list(KEY))
+    writer.quarantine(facts.rejected(kept).unionByName(facts.quarantine_rows(rejected_usage)))
+    return kept.count()
 
 
 def ensure_silver_tables(spark: SparkSession, lakehouse: Lakehouse) -> None:
     # The change feed tells the billing and gold stages which rows changed since their last run.
     for table, schema in SILVER_TABLES.items():
         lakehouse.ensure_table(spark, "silver", table, schema, change_feed=True)
+    if not lakehouse.exists(spark, "silver", PROCESSED_RANGES):
+        lakehouse.ensure_table(spark, "silver", PROCESSED_RANGES, KEY_RANGE_SCHEMA)
+        _seed_processed_ranges(spark, lakehouse)
+
+
+def _seed_processed_ranges(spark: SparkSession, lakehouse: Lakehouse) -> None:
+    """Silver tables written before the ranges were kept: record the positions they hold (once)."""
+    keyed = [t for t in SILVER_TABLES if "sequence_number" in SILVER_TABLES[t].fieldNames()]
+    held = None
+    for table in keyed:
+        keys = lakehouse.read(spark, "silver", table).select(
+            "partition_id", "sequence_number",
+            (F.col("source_file") if "source_file" in SILVER_TABLES[table].fieldNames()
+             else F.lit(None).cast("string")).alias("source_file"))
+        held = keys if held is None else held.unionByName(keys)
+    ranges = key_ranges(held).localCheckpoint()
+    if not ranges.isEmpty():
+        lakehouse.append(ranges, "silver", PROCESSED_RANGES)
 
 
 def run_silver(spark: SparkSession, config: PipelineConfig, *, checkpoint: str | None = None) -> SilverResult:
@@ -199,9 +294,10 @@ def run_silver(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     result = SilverResult()
 
     def write_batch(batch: DataFrame, _batch_id: int) -> None:
-        process_batch(spark, lakehouse, batch)
+        # Counted here: the stream's own input metric counts a batch once per pass over it.
+        result.records += process_batch(spark, lakehouse, batch, record_ranges(spark, lakehouse, batch))
         result.batches += 1
 
     source = lakehouse.read_stream(spark, "bronze", "events", max_files_per_trigger=200)
-    result.records = drain(source, write_batch, checkpoint or lakehouse.checkpoint("silver"))
+    drain(source, write_batch, checkpoint or lakehouse.checkpoint("silver"))
     return result

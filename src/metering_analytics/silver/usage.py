@@ -57,6 +57,12 @@ def match_subscriptions(usage: DataFrame, subscriptions: DataFrame) -> DataFrame
 
 def resolve_usage(usage: DataFrame, subscriptions: DataFrame, dimensions: DataFrame) -> tuple[DataFrame, DataFrame]:
     """Split usage candidates into (silver.usage_events rows, rejected rows with reason and detail)."""
+    return split_resolved(resolved_usage(usage, subscriptions, dimensions), usage.columns)
+
+
+def resolved_usage(usage: DataFrame, subscriptions: DataFrame, dimensions: DataFrame) -> DataFrame:
+    """Usage candidates with their subscription (`sub`), meter dimension and verdict (`reason`, `detail`:
+    null when valid); split_resolved turns them into table rows."""
     meters = F.broadcast(dimensions.select(
         F.col("subscription_key").alias("_meter_subscription"), F.col("meter_name").alias("_meter_name"),
         F.col("dimension").alias("simple_dimension"), F.lit(True).alias("_known_meter")))
@@ -88,8 +94,13 @@ def resolve_usage(usage: DataFrame, subscriptions: DataFrame, dimensions: DataFr
         .when(after_deletion, F.concat(F.lit("subscription deleted at "), sub["deleted_at"].cast("string")))
         .when(unknown_meter, F.concat(F.lit("meterName="), F.col("meter_name"), F.lit(" not in plan "), sub["plan_id"]))
     )
-    checked = checked.withColumn("reason", reason).withColumn("detail", detail)
+    return checked.withColumn("reason", reason).withColumn("detail", detail)
 
+
+def split_resolved(checked: DataFrame, usage_columns: list[str]) -> tuple[DataFrame, DataFrame]:
+    """resolved_usage rows -> (silver.usage_events rows, rejected rows: the candidate columns, reason,
+    detail and message type)."""
+    sub = F.col("sub")
     valid = with_columns_of(
         checked.where(F.col("reason").isNull()).select(
             "partition_id", "sequence_number",
@@ -103,5 +114,5 @@ def resolve_usage(usage: DataFrame, subscriptions: DataFrame, dimensions: DataFr
         SILVER_USAGE_EVENTS_SCHEMA,
     )
     rejected = checked.where(F.col("reason").isNotNull()).select(
-        *usage.columns, "reason", "detail", F.lit("UsageReported").alias("message_type"))
+        *usage_columns, "reason", "detail", F.lit("UsageReported").alias("message_type"))
     return valid, rejected

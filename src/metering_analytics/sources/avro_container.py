@@ -3,7 +3,7 @@
 Spark's Avro reader, told to ignore corrupt files, keeps the records before the damage and skips the
 rest without saying which file it was. This walk over the block headers says it: how many records the
 intact blocks hold, and where and how the file is broken. It reads only the framing (header, then per
-block: record count, byte size, sync marker), so it costs far less than decoding.
+block: record count, byte size, sync marker), so it costs far less than decoding; from a file, block data is skipped unread.
 
 Container layout (Avro 1.x specification): magic `Obj\\x01`, a metadata map, a 16-byte sync marker;
 then blocks of (record count: long, byte size: long, data, the same 16-byte sync marker). Longs are
@@ -11,7 +11,10 @@ zig-zag varints.
 """
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 MAGIC = b"Obj\x01"
 SYNC_SIZE = 16
@@ -32,31 +35,41 @@ class _Truncated(Exception):
 
 
 class _Reader:
-    def __init__(self, data: bytes):
-        self.data, self.pos = data, 0
+    """Reads the framing of a seekable binary stream of known size; skips block data unread."""
+
+    def __init__(self, stream: BinaryIO, size: int):
+        self.stream, self.size = stream, size
+
+    @property
+    def pos(self) -> int:
+        return self.stream.tell()
 
     def long(self) -> int:
         shift = result = 0
         while True:
-            if self.pos >= len(self.data):
+            byte = self.stream.read(1)
+            if not byte:
                 raise _Truncated
-            byte = self.data[self.pos]
-            self.pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
+            result |= (byte[0] & 0x7F) << shift
+            if not byte[0] & 0x80:
                 return (result >> 1) ^ -(result & 1)
             shift += 7
             if shift > 63:
                 raise ValueError("varint longer than 64 bits")
 
-    def take(self, n: int) -> bytes:
+    def _check(self, n: int) -> None:
         if n < 0:
             raise ValueError(f"negative length {n}")
-        if self.pos + n > len(self.data):
+        if self.pos + n > self.size:
             raise _Truncated
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
+
+    def take(self, n: int) -> bytes:
+        self._check(n)
+        return self.stream.read(n)
+
+    def skip(self, n: int) -> None:
+        self._check(n)
+        self.stream.seek(n, io.SEEK_CUR)
 
 
 def _skip_metadata(reader: _Reader) -> None:
@@ -68,18 +81,28 @@ def _skip_metadata(reader: _Reader) -> None:
             count = -count
             reader.long()
         for _ in range(count):
-            reader.take(reader.long())  # key
-            reader.take(reader.long())  # value
+            reader.skip(reader.long())  # key
+            reader.skip(reader.long())  # value
 
 
 def scan_avro_container(data: bytes) -> ContainerScan:
     """The structure of one Avro container file, given its bytes."""
-    if not data:
+    return scan_avro_stream(io.BytesIO(data), len(data))
+
+
+def scan_avro_file(path: str) -> ContainerScan:
+    """The structure of one Avro container file on a local (or FUSE-mounted) file system, reading only
+    its framing: block data is skipped with a seek, so a file costs its block count, not its size."""
+    with open(path, "rb") as stream:
+        return scan_avro_stream(stream, os.fstat(stream.fileno()).st_size)
+
+
+def scan_avro_stream(stream: BinaryIO, size: int) -> ContainerScan:
+    if size == 0:
         return ContainerScan(EMPTY, 0, 0, None)
-    if not data.startswith(MAGIC):
+    if stream.read(len(MAGIC)) != MAGIC:
         return ContainerScan(CORRUPT, 0, 0, "not an Avro container file (no Obj\\x01 header)")
-    reader = _Reader(data)
-    reader.pos = len(MAGIC)
+    reader = _Reader(stream, size)
     try:
         _skip_metadata(reader)
         sync = reader.take(SYNC_SIZE)
@@ -87,18 +110,18 @@ def scan_avro_container(data: bytes) -> ContainerScan:
         return ContainerScan(CORRUPT, 0, 0, "the file header is cut short or damaged")
 
     blocks = records = 0
-    while reader.pos < len(data):
+    while reader.pos < size:
         start = reader.pos
         try:
-            count, size = reader.long(), reader.long()
-            if count < 0 or size < 0:
-                raise ValueError(f"negative record count or size ({count}, {size})")
-            reader.take(size)
+            count, block_size = reader.long(), reader.long()
+            if count < 0 or block_size < 0:
+                raise ValueError(f"negative record count or size ({count}, {block_size})")
+            reader.skip(block_size)
             marker = reader.take(SYNC_SIZE)
         except _Truncated:
             return ContainerScan(CORRUPT, blocks, records,
                                  f"truncated: block {blocks + 1} at byte {start} runs past the end "
-                                 f"of the file ({len(data)} bytes)")
+                                 f"of the file ({size} bytes)")
         except ValueError as exc:
             return ContainerScan(CORRUPT, blocks, records, f"block {blocks + 1} at byte {start}: {exc}")
         if marker != sync:

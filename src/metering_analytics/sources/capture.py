@@ -59,10 +59,14 @@ def read_capture_stream(spark: SparkSession, capture_path: str, *, max_files_per
 
 
 def read_capture_file_stream(spark: SparkSession, capture_path: str, *, max_files_per_trigger: int = 1000,
-                             use_auto_loader: bool | None = None) -> DataFrame:
-    """Stream the same `*.avro` files as whole files (path, modificationTime, length, content)."""
+                             use_auto_loader: bool | None = None, with_content: bool = True) -> DataFrame:
+    """Stream the same `*.avro` files as whole files (path, modificationTime, length, content).
+
+    with_content=False leaves `content` null and unread (binaryFile reads a file's bytes only when the
+    query uses them): for readers that open the files themselves."""
     files = _capture_files_stream(spark, "binaryFile", BINARY_FILE_SCHEMA, max_files_per_trigger=max_files_per_trigger,
                                   use_auto_loader=use_auto_loader).load(capture_path)
+    content = F.col("content") if with_content else F.lit(None).cast("binary").alias("content")
     # The Avro reader names a file by its `_metadata.file_path`; binaryFile's `path` may be spelled
     # differently (file:/ vs file:///), so both use the metadata column.
-    return files.select(F.col("_metadata.file_path").alias("path"), "modificationTime", "length", "content")
+    return files.select(F.col("_metadata.file_path").alias("path"), "modificationTime", "length", content)
