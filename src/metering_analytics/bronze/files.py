@@ -94,10 +94,20 @@ def audit_files(files: DataFrame) -> DataFrame:
 
 
 def merge_file_columns(rows: DataFrame, lakehouse: Lakehouse, columns: tuple[str, ...]) -> None:
-    """Set `columns` of each file's row (inserting the row if new), leaving the other writer's columns alone."""
+    """Set `columns` of each file's row (inserting the row if new), leaving the other writer's columns alone.
+
+    Files that have no row yet (the usual case for the bronze stream, which reads a file before the
+    framing check does) are appended, which costs one write instead of a MERGE's joins."""
     spark = rows.sparkSession
     types = {f.name: f.dataType for f in BRONZE_CAPTURE_FILES_SCHEMA.fields}
     shaped = rows.select([F.col(c).cast(types[c]).alias(c) for c in ("source_file", *columns)])
+    table = lakehouse.read(spark, *CAPTURE_FILES)
+    if table.join(F.broadcast(shaped.select("source_file")), "source_file", "left_semi").isEmpty():
+        lakehouse.append(shaped.select([
+            F.col(f.name) if f.name in shaped.columns else F.lit(None).cast(f.dataType).alias(f.name)
+            for f in BRONZE_CAPTURE_FILES_SCHEMA.fields
+        ]), *CAPTURE_FILES)
+        return
     (
         lakehouse.delta_table(spark, *CAPTURE_FILES).alias("t")
         .merge(shaped.alias("s"), "t.source_file = s.source_file")

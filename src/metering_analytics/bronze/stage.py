@@ -114,7 +114,8 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
         result.batches += 1
 
     def audit_batch(files: DataFrame, _batch_id: int) -> None:
-        merge_file_columns(audit_files(files), lakehouse, AUDIT_COLUMNS)
+        # Kept once: the append-or-merge decision and the write both read the scans.
+        merge_file_columns(audit_files(files).localCheckpoint(), lakehouse, AUDIT_COLUMNS)
 
     files_checkpoint = f"{checkpoint.rstrip('/')}_files" if checkpoint else lakehouse.checkpoint("bronze_capture_files")
     checkpoint = checkpoint or lakehouse.checkpoint("bronze_events")
@@ -124,13 +125,13 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
     drain(stream, write_batch, checkpoint)
     result.records_added = rows_inserted_since(spark, lakehouse, version)
 
-    # Files on a mounted file system are scanned in place (their framing only); others are read whole,
-    # and whole files are larger than their records: fewer per batch.
+    # Files on a mounted file system are scanned in place, reading their framing only: a batch costs
+    # little, so it can name many files. Others are read whole, and whole files are larger than their
+    # records: fewer per batch.
     in_place = mounted_folder(source.capture_path)
-    files = read_capture_file_stream(
-        spark, source.capture_path,
-        max_files_per_trigger=source.max_files_per_trigger if in_place else max(1, source.max_files_per_trigger // 4),
-        use_auto_loader=use_auto_loader, with_content=not in_place)
+    per_audit = source.max_files_per_trigger * 10 if in_place else max(1, source.max_files_per_trigger // 4)
+    files = read_capture_file_stream(spark, source.capture_path, max_files_per_trigger=per_audit,
+                                     use_auto_loader=use_auto_loader, with_content=not in_place)
     result.files_audited = drain(files, audit_batch, files_checkpoint)
     result.damaged_files = read_damaged_files(spark, lakehouse)
     return result

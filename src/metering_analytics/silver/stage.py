@@ -83,8 +83,9 @@ class BatchWriter:
     bounds: str | None  # the batch's sequence-number range, as a MERGE condition on the target
     new: bool
 
-    def facts(self, df: DataFrame, table: str) -> None:
-        if df.isEmpty():  # on a kept (checkpointed) frame: no work, and no empty commit
+    def facts(self, df: DataFrame, table: str, known_to_hold_rows: bool = False) -> None:
+        # A kept (checkpointed) frame answers isEmpty at no cost; no rows means no empty commit.
+        if not known_to_hold_rows and df.isEmpty():
             return
         if self.new:
             self.lakehouse.append(df, "silver", table)
@@ -253,10 +254,12 @@ def process_batch(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataF
 
     candidates = facts.usage_candidates(kept)
     dimensions = lakehouse.read(spark, "silver", "plan_dimensions")
-    checked = resolved_usage(candidates, subs, dimensions).localCheckpoint()
-    valid, rejected_usage = split_resolved(checked, candidates.columns)
-    writer.facts(valid, "usage_events")
+    # Not kept: resolving again (broadcast lookups) for the few rejects costs less than keeping every
+    # resolved row.
+    valid, rejected_usage = split_resolved(resolved_usage(candidates, subs, dimensions), candidates.columns)
     rejected_usage = rejected_usage.localCheckpoint()
+    if candidates.count() > rejected_usage.count():  # counted on kept rows: cheap
+        writer.facts(valid, "usage_events", known_to_hold_rows=True)
     if not rejected_usage.isEmpty():  # their bodies, from bronze: quarantine keeps them for a replay
         bodies = bronze_batch.join(F.broadcast(rejected_usage.select(*KEY)), list(KEY), "left_semi")
         rejected_usage = rejected_usage.drop("body").join(bodies.select(*KEY, "body"), list(KEY))
