@@ -34,11 +34,20 @@ from metering_analytics.gold.alerts import (
     overage_alerts,
 )
 from metering_analytics.gold.mrr import SALES_MRR_SCHEMA, sales_mrr, subscription_mrr
-from metering_analytics.gold.properties import USAGE_BY_PROPERTY_SCHEMA, usage_by_property
+from metering_analytics.gold.properties import (
+    USAGE_BY_PROPERTY_SCHEMA,
+    VALUE_TOTALS_SCHEMA,
+    add_totals,
+    fold_properties,
+    property_details,
+    top_values,
+    value_totals,
+)
 from metering_analytics.gold.settings import GoldSettings, thresholds_frame
 from metering_analytics.config import PROJECT_ROOT
 from metering_analytics.gold.views import create_views, view_definitions
 from metering_analytics.incremental.changes import (
+    SIGN,
     ChangesUnavailable,
     changed_rows,
     in_values,
@@ -102,7 +111,30 @@ _SILVER = {
 }
 STAGE = "gold"
 # Raise when a change of the gold code must rebuild the tables it wrote before.
-CODE_VERSION = 1
+# 2: gold.incremental_property_totals.
+CODE_VERSION = 2
+# Per property key and value over the whole history: the top-N ranking of usage_by_property.
+PROPERTY_TOTALS = "incremental_property_totals"
+# Sources whose change feed the incremental run reads (the subscriptions are compared whole).
+_FEEDS = ("silver.usage_events", "silver.marketplace_submissions", "silver.pings", "silver.maintenance",
+          "silver.subscription_lifecycle", "silver.quarantine", "bronze.events", "gold.marketplace_usage")
+# Tables recomputed whole, and what each one reads ("as_of": the report clock). A run whose sources
+# and clock are those of the last run for a table leaves the table as it is: its rows cannot differ.
+# gold.cs_consumption_* are functions of silver.usage_events and stand for it.
+_WHOLE_INPUTS: dict[str, tuple[str, ...]] = {
+    "cs_current_cycle": ("gold.included_balance", "as_of"),
+    "cs_subscription_summary": ("silver.subscriptions", "gold.included_balance", "silver.usage_events", "as_of"),
+    "sales_revenue_by_product_daily": ("gold.revenue_daily",),
+    "sales_revenue_by_product_monthly": ("gold.revenue_daily",),
+    "sales_mrr": ("silver.subscriptions", "gold.billing_reconciliation", "as_of"),
+    "sales_top_customers": ("silver.subscriptions", "gold.billing_reconciliation", "silver.usage_events", "as_of"),
+    OVERAGE_ALERTS: ("gold.marketplace_usage", "gold.included_balance", "silver.plan_dimensions", "as_of"),
+    "sales_usage_heatmap": ("silver.usage_events", "as_of"),
+    "sales_trends": ("silver.usage_events", "gold.revenue_daily", "as_of"),
+    "sales_plan_fit": ("silver.subscriptions", "silver.plan_dimensions", "gold.included_balance", "as_of"),
+    "ops_submission_health_daily": ("silver.marketplace_submissions", "gold.billing_reconciliation"),
+    "ops_data_quality_daily": ("silver.quarantine",),
+}
 # Tables refreshed by the hours or days that changed; every other persona table is recomputed whole.
 TIME_GRAINED = ("cs_consumption_hourly", "cs_consumption_daily", "sales_usage_by_product_hourly",
                 "sales_usage_by_product_daily", "ops_event_totals_hourly", "ops_event_totals_daily",
@@ -140,7 +172,7 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
         lakehouse.enable_change_feed(spark, "bronze", "events")
     versions = {f"silver.{t}": lakehouse.version(spark, "silver", t) for t in _SILVER}
     versions["bronze.events"] = lakehouse.version(spark, "bronze", "events")
-    versions["gold.marketplace_usage"] = lakehouse.version(spark, "gold", "marketplace_usage")
+    versions.update({f"gold.{t}": lakehouse.version(spark, "gold", t) for t in GOLD_BILLING_SCHEMAS})
     silver = {t: _read_at(spark, lakehouse, "silver", t, schema, versions[f"silver.{t}"])
               for t, schema in _SILVER.items()}
     billing = {t: lakehouse.read_or_empty(spark, "gold", t, schema) for t, schema in GOLD_BILLING_SCHEMAS.items()}
@@ -150,9 +182,8 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
     as_of = utc_naive(as_of)
     hash_ = settings_hash(CODE_VERSION, settings, prices)
     state = None if full_rebuild else load_state(spark, lakehouse, STAGE)
-    tables_exist = all(lakehouse.exists(spark, "gold", t) for t in GOLD_PERSONA_SCHEMAS)
+    tables_exist = all(lakehouse.exists(spark, "gold", t) for t in [*GOLD_PERSONA_SCHEMAS, PROPERTY_TOTALS])
     usable = state is not None and state.settings_hash == hash_ and tables_exist
-    read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     if not (usable and dict(state.versions) == versions and state.as_of == as_of):  # else nothing new
         changes = None
         if usable:
@@ -163,12 +194,26 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
         clear_state(spark, lakehouse, STAGE)
         if changes is None:
             _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze)
+            _write_properties(spark, lakehouse, docs, settings, silver["usage_events"])
+            _writer(lakehouse, docs)("ops_data_freshness", ops.data_freshness(bronze, as_of))
+            unchanged = set()
         else:
             _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes)
-        _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of)
+            _refresh_properties(spark, lakehouse, settings, silver["usage_events"], changes["usage_signed"])
+            _refresh_freshness(spark, lakehouse, docs, bronze, changes["bronze_signed"], as_of)
+            unchanged = _unchanged_whole(state, versions, as_of)
+        _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, as_of, skip=unchanged)
         save_state(spark, lakehouse, STAGE, versions, hash_, as_of)
     finish_gold_layer(spark, lakehouse, docs, project / "sql" / "views")
-    return {f"gold.{table}": read(table).count() for table in GOLD_PERSONA_SCHEMAS}
+    return lakehouse.count_rows(spark, "gold", GOLD_PERSONA_SCHEMAS)
+
+
+def _unchanged_whole(state, versions: dict, as_of: datetime) -> set[str]:
+    """The whole tables none of whose sources (nor the clock, where it matters) moved since the last run."""
+    same = {source for source, version in versions.items() if state.versions.get(source) == version}
+    if state.as_of == as_of:
+        same.add("as_of")
+    return {table for table, inputs in _WHOLE_INPUTS.items() if set(inputs) <= same}
 
 
 def _read_at(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str, schema, version: int | None):
@@ -218,11 +263,15 @@ def _gold_changes(spark: SparkSession, lakehouse: Lakehouse, state, versions: di
         return None
     changes = {"dirty": subs_changed.dirty,
                "dirty_before": subs_before.join(subs_changed.dirty, "subscription_key", "left_semi")}
-    for source in versions:
-        if source in ("silver.subscriptions", "silver.plan_dimensions"):
-            continue
+    signed = {"silver.usage_events": "usage_signed", "bronze.events": "bronze_signed"}
+    for source in _FEEDS:
         layer, table = source.split(".")
-        changes[source] = changed_rows(spark, lakehouse, layer, table, before.get(source), versions[source])
+        rows = changed_rows(spark, lakehouse, layer, table, before.get(source), versions[source],
+                            signed=source in signed)
+        if source in signed:
+            changes[signed[source]] = rows
+            rows = rows.drop(SIGN)
+        changes[source] = rows
     return changes
 
 
@@ -306,11 +355,16 @@ def _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bro
         restricted(bronze, bronze_days, "enqueued_time", day), settings.capacity_events_per_second))
 
 
-def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bronze, as_of) -> None:
+def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, as_of, skip=frozenset()) -> None:
     """The tables over the whole history or the report clock, recomputed from the refreshed gold tables
     and overwritten (one commit each): they are small, and comparing them row by row to write only the
-    differences cost more Spark jobs than the write itself. A run with nothing new does not get here."""
-    write = _writer(lakehouse, docs)
+    differences cost more Spark jobs than the write itself. A run with nothing new does not get here;
+    the tables in `skip` (none of their sources moved) are left as they are."""
+    overwrite = _writer(lakehouse, docs)
+
+    def write(table: str, df: DataFrame) -> None:
+        if table not in skip:
+            overwrite(table, df)
     read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     usage, subscriptions, plan_dimensions = silver["usage_events"], silver["subscriptions"], silver["plan_dimensions"]
     included_balance, revenue = billing["included_balance"], billing["revenue_daily"]
@@ -320,7 +374,9 @@ def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bron
     write("sales_revenue_by_product_daily", sales.revenue_by_product_daily(revenue))
     write("sales_revenue_by_product_monthly", sales.revenue_by_product_monthly(revenue))
     # Small (subscriptions x months) and used twice: computed once.
-    months = subscription_mrr(subscriptions, billing["billing_reconciliation"], prices, as_of).localCheckpoint()
+    months = subscription_mrr(subscriptions, billing["billing_reconciliation"], prices, as_of)
+    if not {"sales_mrr", "sales_top_customers"} <= set(skip):
+        months = months.localCheckpoint()
     write("sales_mrr", sales_mrr(months, prices.currency))
     write("sales_top_customers", sales.top_customers(months, daily, settings.top_customers))
     write(OVERAGE_ALERTS, overage_alerts(billing["marketplace_usage"], included_balance, plan_dimensions,
@@ -329,12 +385,86 @@ def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, bron
           sales.usage_heatmap(usage, settings.heatmap_timezone, settings.heatmap_lookback_days, as_of))
     write("sales_trends", sales.trends(daily, revenue, as_of))
     write("sales_plan_fit", sales.plan_fit(subscriptions, plan_dimensions, included_balance, as_of))
-    write("usage_by_property", usage_by_property(usage, settings.property_keys, settings.property_top_values))
     write("ops_submission_health_daily",
           ops.submission_health_daily(silver["marketplace_submissions"], billing["billing_reconciliation"],
                                       unit_price_frame(spark, prices), prices.currency))
     write("ops_data_quality_daily", ops.data_quality_daily(silver["quarantine"]))
-    write("ops_data_freshness", ops.data_freshness(bronze, as_of))
+
+
+def _write_properties(spark, lakehouse, docs, settings, usage: DataFrame) -> None:
+    """Full rebuild of usage_by_property and of the per-value totals its ranking reads."""
+    keys, write = settings.property_keys, _writer(lakehouse, docs)
+    if not keys:
+        lakehouse.overwrite(spark.createDataFrame([], VALUE_TOTALS_SCHEMA), "gold", PROPERTY_TOTALS)
+        write("usage_by_property", spark.createDataFrame([], USAGE_BY_PROPERTY_SCHEMA))
+        return
+    details = property_details(usage, keys).localCheckpoint()  # one scan of usage for both tables
+    lakehouse.overwrite(with_columns_of(value_totals(details), VALUE_TOTALS_SCHEMA), "gold", PROPERTY_TOTALS)
+    totals = lakehouse.read(spark, "gold", PROPERTY_TOTALS)
+    write("usage_by_property", fold_properties(details, top_values(totals, settings.property_top_values)))
+
+
+def _refresh_properties(spark, lakehouse, settings, usage: DataFrame, usage_changes: DataFrame) -> None:
+    """usage_by_property from the usage change feed (signed): the per-value totals are updated, and
+    recomputed are the days of changed usage, and every day of a key whose top-N values changed (one
+    new event can fold a value into '(other)' on every day). Equal to a full rebuild."""
+    keys, top_n = settings.property_keys, settings.property_top_values
+    if not keys:
+        return
+    days = sorted(r[0] for r in usage_changes.select(F.to_date("enqueued_time")).distinct().collect()
+                  if r[0] is not None)
+    if not days:
+        return
+    change = value_totals(property_details(usage_changes, keys, sign=SIGN)).localCheckpoint()
+    totals = lakehouse.read(spark, "gold", PROPERTY_TOTALS)
+    tops = (
+        top_values(totals, top_n).withColumn("_after", F.lit(False))
+        .unionByName(top_values(add_totals(totals, change), top_n).withColumn("_after", F.lit(True)))
+        .collect()
+    )
+    before = {(r[0], r[1]) for r in tops if not r[2]}
+    after = sorted((r[0], r[1]) for r in tops if r[2])
+    reranked = sorted({key for key, _ in before.symmetric_difference(after)})
+    (
+        lakehouse.delta_table(spark, "gold", PROPERTY_TOTALS).alias("t")
+        .merge(change.alias("s"), "t.property_key = s.property_key AND t.property_value = s.property_value")
+        .whenMatchedDelete(condition="t.events + s.events = 0")
+        .whenMatchedUpdate(set={"events": "t.events + s.events",
+                                "quantity": "CAST(t.quantity + s.quantity AS DECIMAL(32, 12))"})
+        .whenNotMatchedInsert(condition="s.events != 0", values={c: f"s.{c}" for c in change.columns})
+        .execute()
+    )
+    kept = spark.createDataFrame(after, "property_key string, property_value string")
+    in_slice = F.col("day").isin(days)
+    if reranked:  # every day of those keys: all of usage is read
+        in_slice = in_slice | F.col("property_key").isin(reranked)
+        source = usage
+    else:  # literal bounds first, so Delta skips the files of other days
+        source = usage.where((F.col("enqueued_time") >= F.lit(days[0]).cast("timestamp"))
+                             & (F.col("enqueued_time") < F.date_add(F.lit(days[-1]), 1).cast("timestamp"))) \
+            .where(F.to_date("enqueued_time").isin(days))
+    recomputed = fold_properties(property_details(source, keys), kept).where(in_slice)
+    replace_rows(lakehouse, "gold", "usage_by_property",
+                 lakehouse.read(spark, "gold", "usage_by_property").where(in_slice),
+                 with_columns_of(recomputed, USAGE_BY_PROPERTY_SCHEMA))
+
+
+def _refresh_freshness(spark, lakehouse, docs, bronze: DataFrame, bronze_changes: DataFrame, as_of) -> None:
+    """ops_data_freshness from its own rows and the bronze records appended since: bronze only appends,
+    so counts add up and the latest times are maxima of maxima. A record that left bronze (a rewrite)
+    makes it a scan of all of bronze."""
+    added = ops.partition_latest(bronze_changes.where(F.col(SIGN) > 0)).select(
+        "*", F.lit(None).cast("int").alias("_left"))
+    left = bronze_changes.where(F.col(SIGN) < 0).limit(1).select(
+        *[F.lit(None).cast(f.dataType).alias(f.name) for f in added.schema.fields[:-1]], F.lit(1).alias("_left"))
+    rows = added.unionByName(left).collect()
+    if any(r["_left"] for r in rows):
+        latest = ops.partition_latest(bronze)
+    else:
+        previous = lakehouse.read(spark, "gold", "ops_data_freshness")
+        appended = spark.createDataFrame([r[:-1] for r in rows], added.drop("_left").schema)
+        latest = ops.add_latest(previous, appended).localCheckpoint()  # read before the table is replaced
+    _writer(lakehouse, docs)("ops_data_freshness", ops.freshness(latest, as_of))
 
 
 def finish_gold_layer(spark: SparkSession, lakehouse: Lakehouse, docs: Mapping[str, TableDoc],
