@@ -38,8 +38,19 @@ def _last_operation(spark, lakehouse, table):
 
 
 def _operations_since(spark, lakehouse, table, version):
+    """{operation, or "REPLACE PERIODS" for an overwrite with a replaceWhere predicate} since `version`."""
     history = lakehouse.delta_table(spark, "gold", table).history()
-    return {r["operation"] for r in history.where(history.version > version).collect()}
+    return {_operation(r) for r in history.where(history.version > version).collect()}
+
+
+def _operation(row) -> str:
+    predicate = (row["operationParameters"] or {}).get("predicate", "[]")
+    return "REPLACE PERIODS" if row["operation"] == "WRITE" and predicate not in ("", "[]") else row["operation"]
+
+
+def _replaced_periods(spark, lakehouse, table) -> bool:
+    """The table's last commit replaced some periods (hours or days) only."""
+    return _operation(lakehouse.delta_table(spark, "gold", table).history(1).collect()[0]) == "REPLACE PERIODS"
 
 
 def test_incremental_runs_equal_a_full_rebuild(spark, tmp_path):
@@ -52,9 +63,10 @@ def test_incremental_runs_equal_a_full_rebuild(spark, tmp_path):
     write_part(spark, lakehouse, b)
     run_billing(spark, lakehouse, PRICES, as_of=clock(b))
     run_gold(spark, lakehouse, SETTINGS, clock(b), PRICES)
-    for table in ("marketplace_usage", "included_balance", "cs_consumption_hourly", "ops_event_totals_hourly",
-                  "usage_by_property", PROPERTY_TOTALS):
+    for table in ("marketplace_usage", "included_balance", PROPERTY_TOTALS):
         assert _last_operation(spark, lakehouse, table) == "MERGE", table
+    for table in ("cs_consumption_hourly", "ops_event_totals_hourly", "ops_throughput", "usage_by_property"):
+        assert _replaced_periods(spark, lakehouse, table), table
 
     # C: the days of the new usage only (no top value moves); tables whose sources did not move are kept
     c = part_c(b)
@@ -63,8 +75,8 @@ def test_incremental_runs_equal_a_full_rebuild(spark, tmp_path):
     run_billing(spark, lakehouse, PRICES, as_of=clock(c))
     run_gold(spark, lakehouse, SETTINGS, clock(c), PRICES)
     after_c = _versions(spark, lakehouse)
-    for table in ("usage_by_property", PROPERTY_TOTALS):
-        assert _last_operation(spark, lakehouse, table) == "MERGE", table
+    assert _replaced_periods(spark, lakehouse, "usage_by_property")
+    assert _last_operation(spark, lakehouse, PROPERTY_TOTALS) == "MERGE"
     assert after_c["ops_data_quality_daily"] == before_c["ops_data_quality_daily"]
     incremental = _snapshot(spark, lakehouse)
 
@@ -81,9 +93,10 @@ def test_incremental_runs_equal_a_full_rebuild(spark, tmp_path):
     run_billing(spark, lakehouse, prices, as_of=clock(c))
     run_gold(spark, lakehouse, settings, clock(c), prices)
     for table in ("marketplace_usage", "revenue_daily", "cs_consumption_hourly", "ops_throughput"):
-        # an overwrite, and no MERGE (the gold stage then comments the billing tables' columns again)
+        # an overwrite, and no MERGE nor replaced periods (the gold stage then comments the billing
+        # tables' columns again)
         operations = _operations_since(spark, lakehouse, table, versions[table])
-        assert "WRITE" in operations and "MERGE" not in operations, (table, operations)
+        assert "WRITE" in operations and not {"MERGE", "REPLACE PERIODS"} & operations, (table, operations)
     full = _snapshot(spark, lakehouse)
     for table in COMPARED:
         assert_df_equality(incremental[table], full[table], ignore_row_order=True, ignore_nullable=True,

@@ -121,7 +121,7 @@ def run_billing(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog,
 
 
 def _counts(spark: SparkSession, lakehouse: Lakehouse) -> dict[str, int]:
-    return lakehouse.count_rows(spark, "gold", GOLD_BILLING_SCHEMAS)
+    return {f"gold.{table}": lakehouse.read(spark, "gold", table).count() for table in GOLD_BILLING_SCHEMAS}
 
 
 def _read_at(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str, schema, version: int | None):

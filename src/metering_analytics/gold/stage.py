@@ -50,10 +50,18 @@ from metering_analytics.incremental.changes import (
     SIGN,
     ChangesUnavailable,
     changed_rows,
-    in_values,
-    replace_rows,
     union_all,
-    value_bounds,
+)
+from metering_analytics.incremental.periods import (
+    DAY,
+    HOUR,
+    collect_periods,
+    days_of,
+    in_periods,
+    period_text,
+    replace_periods,
+    restricted,
+    sql_string,
 )
 from metering_analytics.incremental.state import clear_state, load_state, save_state, settings_hash
 from metering_analytics.incremental.subscriptions import subscription_changes_since
@@ -199,13 +207,13 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
             unchanged = set()
         else:
             _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes)
-            _refresh_properties(spark, lakehouse, settings, silver["usage_events"], changes["usage_signed"])
+            _refresh_properties(spark, lakehouse, docs, settings, silver["usage_events"], changes["usage_signed"])
             _refresh_freshness(spark, lakehouse, docs, bronze, changes["bronze_signed"], as_of)
             unchanged = _unchanged_whole(state, versions, as_of)
         _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, as_of, skip=unchanged)
         save_state(spark, lakehouse, STAGE, versions, hash_, as_of)
     finish_gold_layer(spark, lakehouse, docs, project / "sql" / "views")
-    return lakehouse.count_rows(spark, "gold", GOLD_PERSONA_SCHEMAS)
+    return {f"gold.{table}": lakehouse.read(spark, "gold", table).count() for table in GOLD_PERSONA_SCHEMAS}
 
 
 def _unchanged_whole(state, versions: dict, as_of: datetime) -> set[str]:
@@ -275,84 +283,96 @@ def _gold_changes(spark: SparkSession, lakehouse: Lakehouse, state, versions: di
     return changes
 
 
-def _values(df: DataFrame, value) -> DataFrame:
-    return df.select(value.alias("value"))
-
-
 def _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes) -> None:
     """Recompute only the hours and days of the time-grained tables that the changes touch."""
     gold = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
-    shaped = lambda df, table: with_columns_of(df, GOLD_PERSONA_SCHEMAS[table])  # noqa: E731
-    hour, day = (lambda c: F.date_trunc("hour", c)), (lambda c: F.to_date(c))
+    replace = _replacer(lakehouse, docs)
+    usage, subscriptions, submissions = silver["usage_events"], silver["subscriptions"], silver["marketplace_submissions"]
+    periods = _changed_periods(silver, changes)
 
-    def replace(table: str, period: str, periods: DataFrame, recomputed: DataFrame) -> DataFrame:
-        period_col = F.to_date(period) if table == "ops_throughput" else F.col(period)
-        return replace_rows(lakehouse, "gold", table, in_values(gold(table), periods, period_col),
-                            in_values(shaped(recomputed, table), periods, period_col))
-
-    def restricted(df: DataFrame, periods: DataFrame, at: str, grain) -> DataFrame:
-        width = "1 HOUR" if grain is hour else "1 DAY"
-        return in_values(value_bounds(df, periods, at, width=width), periods, grain(at))
-
-    usage, subscriptions = silver["usage_events"], silver["subscriptions"]
     # Consumption, usage by product and by subscription type: the hours and days with changed usage
     # (usage by product also those with changed expected overage).
-    usage_hours = _values(changes["silver.usage_events"], hour("enqueued_time")).distinct().localCheckpoint()
-    usage_days = _values(usage_hours, day("value")).distinct().localCheckpoint()
-    replace("cs_consumption_hourly", "hour", usage_hours,
-            cs.consumption_hourly(restricted(usage, usage_hours, "enqueued_time", hour)))
-    replace("cs_consumption_daily", "day", usage_days,
-            cs.consumption_daily(in_values(gold("cs_consumption_hourly"), usage_days, day("hour"))))
-    product_hours = usage_hours.unionByName(
-        _values(changes["gold.marketplace_usage"], F.col("effective_start_time"))).distinct().localCheckpoint()
-    replace("sales_usage_by_product_hourly", "hour", product_hours, sales.usage_by_product_hourly(
-        in_values(gold("cs_consumption_hourly"), product_hours, "hour"),
-        in_values(billing["marketplace_usage"], product_hours, "effective_start_time"), silver["plan_dimensions"]))
-    product_days = _values(product_hours, day("value")).distinct().localCheckpoint()
-    replace("sales_usage_by_product_daily", "day", product_days, sales.usage_by_product_daily(
-        in_values(gold("sales_usage_by_product_hourly"), product_days, day("hour"))))
+    usage_hours = periods.get("usage", frozenset())
+    usage_days = days_of(usage_hours)
+    replace("cs_consumption_hourly", "hour", HOUR, usage_hours,
+            cs.consumption_hourly(restricted(usage, "enqueued_time", HOUR, usage_hours)))
+    replace("cs_consumption_daily", "day", DAY, usage_days, cs.consumption_daily(
+        gold("cs_consumption_hourly").where(F.expr(in_periods("to_date(hour)", DAY, usage_days)))))
+    product_hours = usage_hours | periods.get("expected", frozenset())
+    product_days = days_of(product_hours)
+    in_product_hours = in_periods("hour", HOUR, product_hours)
+    replace("sales_usage_by_product_hourly", "hour", HOUR, product_hours, sales.usage_by_product_hourly(
+        gold("cs_consumption_hourly").where(F.expr(in_product_hours)),
+        billing["marketplace_usage"].where(F.expr(in_periods("effective_start_time", HOUR, product_hours))),
+        silver["plan_dimensions"]))
+    replace("sales_usage_by_product_daily", "day", DAY, product_days, sales.usage_by_product_daily(
+        gold("sales_usage_by_product_hourly").where(F.expr(in_periods("to_date(hour)", DAY, product_days)))))
     daily = gold("cs_consumption_daily")
-    replace("ops_usage_by_subscription_type_daily", "day", usage_days,
-            ops.usage_by_subscription_type_daily(in_values(daily, usage_days, "day"), subscriptions))
+    replace("ops_usage_by_subscription_type_daily", "day", DAY, usage_days, ops.usage_by_subscription_type_daily(
+        daily.where(F.expr(in_periods("day", DAY, usage_days))), subscriptions))
 
     # Submissions and lifecycle per subscription and day: days of changed usage or submissions, the
     # purchase and deletion days of new or newly deleted subscriptions, and the days of submissions
     # that name them (attribution).
-    submissions = silver["marketplace_submissions"]
-    dirty = subscriptions.join(changes["dirty"], "subscription_key", "left_semi")
-    positions = ["partition_id", "sequence_number"]
-    naming_dirty = attribute_to_subscriptions(
-        submissions.select(*positions, "enqueued_time", "resource_id", "resource_uri"), dirty, positions
-    ).where(F.col("subscription_key").isNotNull())
-    subscription_days = union_all([
-        usage_days,
-        _values(changes["silver.marketplace_submissions"], day("enqueued_time")),
-        _values(naming_dirty, day("enqueued_time")),
-        _values(dirty, day("purchased_at")),
-        _values(dirty, day("deleted_at")),
-        _values(changes["dirty_before"], day("deleted_at")),
-    ]).distinct().localCheckpoint()
-    replace("ops_events_by_subscription_daily", "day", subscription_days, ops.events_by_subscription_daily(
-        in_values(daily, subscription_days, "day"),
-        restricted(submissions, subscription_days, "enqueued_time", day), subscriptions))
+    subscription_days = usage_days | periods.get("subscription_day", frozenset())
+    replace("ops_events_by_subscription_daily", "day", DAY, subscription_days, ops.events_by_subscription_daily(
+        daily.where(F.expr(in_periods("day", DAY, subscription_days))),
+        restricted(submissions, "enqueued_time", DAY, subscription_days), subscriptions))
 
     # Records per hour: the hours of any changed record, in bronze or in a silver table.
-    record_hours = union_all([
-        _values(changes[source], hour("enqueued_time"))
-        for source in ("bronze.events", "silver.usage_events", "silver.marketplace_submissions", "silver.pings",
-                       "silver.maintenance", "silver.subscription_lifecycle", "silver.quarantine")
-    ]).distinct().localCheckpoint()
-    in_hours = {t: restricted(silver[t], record_hours, "enqueued_time", hour) for t in _RECORD_TABLES}
-    replace("ops_event_totals_hourly", "hour", record_hours, ops.event_totals_hourly(
-        restricted(bronze, record_hours, "enqueued_time", hour), _classified(in_hours)))
-    record_days = _values(record_hours, day("value")).distinct().localCheckpoint()
-    replace("ops_event_totals_daily", "day", record_days, ops.event_totals_daily(
-        in_values(gold("ops_event_totals_hourly"), record_days, day("hour"))))
+    record_hours = periods.get("record", frozenset())
+    in_hours = {t: restricted(silver[t], "enqueued_time", HOUR, record_hours) for t in _RECORD_TABLES}
+    replace("ops_event_totals_hourly", "hour", HOUR, record_hours, ops.event_totals_hourly(
+        restricted(bronze, "enqueued_time", HOUR, record_hours), _classified(in_hours)))
+    record_days = days_of(record_hours)
+    replace("ops_event_totals_daily", "day", DAY, record_days, ops.event_totals_daily(
+        gold("ops_event_totals_hourly").where(F.expr(in_periods("to_date(hour)", DAY, record_days)))))
 
     # Throughput: a day's row needs all its hours, so whole days of changed bronze records.
-    bronze_days = _values(changes["bronze.events"], day("enqueued_time")).distinct().localCheckpoint()
-    replace("ops_throughput", "period_start", bronze_days, ops.throughput(
-        restricted(bronze, bronze_days, "enqueued_time", day), settings.capacity_events_per_second))
+    bronze_days = periods.get("bronze_day", frozenset())
+    replace("ops_throughput", "to_date(period_start)", DAY, bronze_days, ops.throughput(
+        restricted(bronze, "enqueued_time", DAY, bronze_days), settings.capacity_events_per_second))
+
+
+def _changed_periods(silver: dict[str, DataFrame], changes: dict) -> dict:
+    """Every set of hours and days the time-grained tables recompute, from the changes, in one Spark job:
+    usage (hours of changed usage), expected (hours of changed gold.marketplace_usage rows),
+    subscription_day (days of changed submissions, of submissions naming a new or newly deleted
+    subscription, and of their purchase and deletion), record (hours of any changed record) and
+    bronze_day (days of changed bronze records)."""
+    def tagged(tag: str, df: DataFrame, at: str, grain: str) -> DataFrame:
+        return df.select(F.lit(tag).alias("tag"), period_text(at, grain).alias("period"))
+
+    dirty = silver["subscriptions"].join(changes["dirty"], "subscription_key", "left_semi")
+    positions = ["partition_id", "sequence_number"]
+    naming_dirty = attribute_to_subscriptions(
+        silver["marketplace_submissions"].select(*positions, "enqueued_time", "resource_id", "resource_uri"),
+        dirty, positions,
+    ).where(F.col("subscription_key").isNotNull())
+    deleted = lambda df: df.where(F.col("deleted_at").isNotNull())  # noqa: E731
+    parts = [
+        tagged("usage", changes["silver.usage_events"], "enqueued_time", HOUR),
+        tagged("expected", changes["gold.marketplace_usage"], "effective_start_time", HOUR),
+        tagged("subscription_day", changes["silver.marketplace_submissions"], "enqueued_time", DAY),
+        tagged("subscription_day", naming_dirty, "enqueued_time", DAY),
+        tagged("subscription_day", dirty, "purchased_at", DAY),
+        tagged("subscription_day", deleted(dirty), "deleted_at", DAY),
+        tagged("subscription_day", deleted(changes["dirty_before"]), "deleted_at", DAY),
+        *[tagged("record", changes[source], "enqueued_time", HOUR)
+          for source in ("bronze.events", "silver.usage_events", "silver.marketplace_submissions", "silver.pings",
+                         "silver.maintenance", "silver.subscription_lifecycle", "silver.quarantine")],
+        tagged("bronze_day", changes["bronze.events"], "enqueued_time", DAY),
+    ]
+    return collect_periods(union_all(parts))
+
+
+def _replacer(lakehouse: Lakehouse, docs: Mapping[str, TableDoc]) -> Callable:
+    def replace(table: str, period: str, grain: str, periods, recomputed: DataFrame) -> None:
+        if not periods:
+            return
+        shaped = documented(with_columns_of(recomputed, GOLD_PERSONA_SCHEMAS[table]), docs.get(f"gold.{table}"))
+        replace_periods(lakehouse, "gold", table, shaped, in_periods(period, grain, periods))
+    return replace
 
 
 def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, as_of, skip=frozenset()) -> None:
@@ -404,15 +424,15 @@ def _write_properties(spark, lakehouse, docs, settings, usage: DataFrame) -> Non
     write("usage_by_property", fold_properties(details, top_values(totals, settings.property_top_values)))
 
 
-def _refresh_properties(spark, lakehouse, settings, usage: DataFrame, usage_changes: DataFrame) -> None:
+def _refresh_properties(spark, lakehouse, docs, settings, usage: DataFrame, usage_changes: DataFrame) -> None:
     """usage_by_property from the usage change feed (signed): the per-value totals are updated, and
     recomputed are the days of changed usage, and every day of a key whose top-N values changed (one
     new event can fold a value into '(other)' on every day). Equal to a full rebuild."""
     keys, top_n = settings.property_keys, settings.property_top_values
     if not keys:
         return
-    days = sorted(r[0] for r in usage_changes.select(F.to_date("enqueued_time")).distinct().collect()
-                  if r[0] is not None)
+    days = frozenset(r[0] for r in usage_changes.select(period_text("enqueued_time", DAY)).distinct().collect()
+                     if r[0] is not None)
     if not days:
         return
     change = value_totals(property_details(usage_changes, keys, sign=SIGN)).localCheckpoint()
@@ -435,18 +455,16 @@ def _refresh_properties(spark, lakehouse, settings, usage: DataFrame, usage_chan
         .execute()
     )
     kept = spark.createDataFrame(after, "property_key string, property_value string")
-    in_slice = F.col("day").isin(days)
+    in_slice = in_periods("day", DAY, days)
     if reranked:  # every day of those keys: all of usage is read
-        in_slice = in_slice | F.col("property_key").isin(reranked)
+        in_slice += " OR property_key IN (" + ", ".join(sql_string(k) for k in reranked) + ")"
         source = usage
-    else:  # literal bounds first, so Delta skips the files of other days
-        source = usage.where((F.col("enqueued_time") >= F.lit(days[0]).cast("timestamp"))
-                             & (F.col("enqueued_time") < F.date_add(F.lit(days[-1]), 1).cast("timestamp"))) \
-            .where(F.to_date("enqueued_time").isin(days))
-    recomputed = fold_properties(property_details(source, keys), kept).where(in_slice)
-    replace_rows(lakehouse, "gold", "usage_by_property",
-                 lakehouse.read(spark, "gold", "usage_by_property").where(in_slice),
-                 with_columns_of(recomputed, USAGE_BY_PROPERTY_SCHEMA))
+    else:
+        source = restricted(usage, "enqueued_time", DAY, days)
+    recomputed = fold_properties(property_details(source, keys), kept)
+    replace_periods(lakehouse, "gold", "usage_by_property",
+                    documented(with_columns_of(recomputed, USAGE_BY_PROPERTY_SCHEMA), docs.get("gold.usage_by_property")),
+                    in_slice)
 
 
 def _refresh_freshness(spark, lakehouse, docs, bronze: DataFrame, bronze_changes: DataFrame, as_of) -> None:

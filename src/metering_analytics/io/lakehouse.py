@@ -182,17 +182,6 @@ class Lakehouse:
                 names.append(self.table_name(layer, table_dir.name))
         return names
 
-    def count_rows(self, spark: SparkSession, layer: str, tables: Iterable[str]) -> dict[str, int]:
-        """{"<layer>.<table>": rows} of the tables in one Spark job (a count per table costs a job's fixed
-        overhead each); Parquet answers a count without reading a column."""
-        tables = list(tables)
-        frames = [self.read(spark, layer, t).select(F.lit(t).alias("_table")) for t in tables]
-        counted = frames[0]
-        for frame in frames[1:]:
-            counted = counted.unionByName(frame)
-        found = {r[0]: r[1] for r in counted.groupBy("_table").count().collect()}
-        return {f"{layer}.{t}": found.get(t, 0) for t in tables}
-
     def row_counts(self, spark: SparkSession) -> dict[str, int]:
         counts = {}
         for name in self.register_all(spark):
