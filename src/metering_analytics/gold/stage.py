@@ -125,7 +125,8 @@ CODE_VERSION = 2
 PROPERTY_TOTALS = "incremental_property_totals"
 # Sources whose change feed the incremental run reads (the subscriptions are compared whole).
 _FEEDS = ("silver.usage_events", "silver.marketplace_submissions", "silver.pings", "silver.maintenance",
-          "silver.subscription_lifecycle", "silver.quarantine", "bronze.events", "gold.marketplace_usage")
+          "silver.subscription_lifecycle", "silver.quarantine", "bronze.events", "gold.marketplace_usage",
+          "gold.billing_reconciliation")
 # Tables recomputed whole, and what each one reads ("as_of": the report clock). A run whose sources
 # and clock are those of the last run for a table leaves the table as it is: its rows cannot differ.
 # gold.cs_consumption_* are functions of silver.usage_events and stand for it.
@@ -140,13 +141,14 @@ _WHOLE_INPUTS: dict[str, tuple[str, ...]] = {
     "sales_usage_heatmap": ("silver.usage_events", "as_of"),
     "sales_trends": ("silver.usage_events", "gold.revenue_daily", "as_of"),
     "sales_plan_fit": ("silver.subscriptions", "silver.plan_dimensions", "gold.included_balance", "as_of"),
-    "ops_submission_health_daily": ("silver.marketplace_submissions", "gold.billing_reconciliation"),
     "ops_data_quality_daily": ("silver.quarantine",),
 }
-# Tables refreshed by the hours or days that changed; every other persona table is recomputed whole.
+# Tables refreshed by the hours or days that changed (usage_by_property: also every day of a key whose
+# top values moved; ops_data_freshness from its own rows); every other persona table is recomputed whole.
 TIME_GRAINED = ("cs_consumption_hourly", "cs_consumption_daily", "sales_usage_by_product_hourly",
                 "sales_usage_by_product_daily", "ops_event_totals_hourly", "ops_event_totals_daily",
-                "ops_events_by_subscription_daily", "ops_usage_by_subscription_type_daily", "ops_throughput")
+                "ops_events_by_subscription_daily", "ops_usage_by_subscription_type_daily", "ops_throughput",
+                "ops_submission_health_daily", "usage_by_property")
 # The clock when there is no data at all: every table is then empty.
 _NO_DATA_CLOCK = datetime(1970, 1, 1)
 
@@ -201,12 +203,12 @@ def run_gold(spark: SparkSession, lakehouse: Lakehouse, settings: GoldSettings, 
                 changes = None
         clear_state(spark, lakehouse, STAGE)
         if changes is None:
-            _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze)
+            _write_time_grained(spark, lakehouse, docs, settings, prices, silver, billing, bronze)
             _write_properties(spark, lakehouse, docs, settings, silver["usage_events"])
             _writer(lakehouse, docs)("ops_data_freshness", ops.data_freshness(bronze, as_of))
             unchanged = set()
         else:
-            _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes)
+            _refresh_time_grained(spark, lakehouse, docs, settings, prices, silver, billing, bronze, changes)
             _refresh_properties(spark, lakehouse, docs, settings, silver["usage_events"], changes["usage_signed"])
             _refresh_freshness(spark, lakehouse, docs, bronze, changes["bronze_signed"], as_of)
             unchanged = _unchanged_whole(state, versions, as_of)
@@ -230,7 +232,7 @@ def _read_at(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str, 
     return lakehouse.read(spark, layer, table, version=version)
 
 
-def _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze) -> None:
+def _write_time_grained(spark, lakehouse, docs, settings, prices, silver, billing, bronze) -> None:
     """Full rebuild of the time-grained tables."""
     write = _writer(lakehouse, docs)
     read = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
@@ -248,6 +250,9 @@ def _write_time_grained(spark, lakehouse, docs, settings, silver, billing, bronz
           ops.events_by_subscription_daily(daily, silver["marketplace_submissions"], subscriptions))
     write("ops_usage_by_subscription_type_daily", ops.usage_by_subscription_type_daily(daily, subscriptions))
     write("ops_throughput", ops.throughput(bronze, settings.capacity_events_per_second))
+    write("ops_submission_health_daily",
+          ops.submission_health_daily(silver["marketplace_submissions"], billing["billing_reconciliation"],
+                                      unit_price_frame(spark, prices), prices.currency))
 
 
 _RECORD_TABLES = ("usage_events", "marketplace_submissions", "pings", "maintenance", "subscription_lifecycle",
@@ -283,7 +288,7 @@ def _gold_changes(spark: SparkSession, lakehouse: Lakehouse, state, versions: di
     return changes
 
 
-def _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bronze, changes) -> None:
+def _refresh_time_grained(spark, lakehouse, docs, settings, prices, silver, billing, bronze, changes) -> None:
     """Recompute only the hours and days of the time-grained tables that the changes touch."""
     gold = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     replace = _replacer(lakehouse, docs)
@@ -333,13 +338,22 @@ def _refresh_time_grained(spark, lakehouse, docs, settings, silver, billing, bro
     replace("ops_throughput", "to_date(period_start)", DAY, bronze_days, ops.throughput(
         restricted(bronze, "enqueued_time", DAY, bronze_days), settings.capacity_events_per_second))
 
+    # Submission health per day of the usage hour: the days of changed submissions and of changed
+    # reconciliation rows (pending usage hours), from those days' submissions and reconciliation.
+    health_days = periods.get("health_day", frozenset())
+    replace("ops_submission_health_daily", "day", DAY, health_days, ops.submission_health_daily(
+        restricted(submissions, "effective_start_time", DAY, health_days),
+        restricted(billing["billing_reconciliation"], "effective_start_time", DAY, health_days),
+        unit_price_frame(spark, prices), prices.currency))
+
 
 def _changed_periods(silver: dict[str, DataFrame], changes: dict) -> dict:
     """Every set of hours and days the time-grained tables recompute, from the changes, in one Spark job:
     usage (hours of changed usage), expected (hours of changed gold.marketplace_usage rows),
     subscription_day (days of changed submissions, of submissions naming a new or newly deleted
     subscription, and of their purchase and deletion), record (hours of any changed record) and
-    bronze_day (days of changed bronze records)."""
+    bronze_day (days of changed bronze records) and health_day (days of the usage hour of changed
+    submissions and reconciliation rows)."""
     def tagged(tag: str, df: DataFrame, at: str, grain: str) -> DataFrame:
         return df.select(F.lit(tag).alias("tag"), period_text(at, grain).alias("period"))
 
@@ -362,6 +376,8 @@ def _changed_periods(silver: dict[str, DataFrame], changes: dict) -> dict:
           for source in ("bronze.events", "silver.usage_events", "silver.marketplace_submissions", "silver.pings",
                          "silver.maintenance", "silver.subscription_lifecycle", "silver.quarantine")],
         tagged("bronze_day", changes["bronze.events"], "enqueued_time", DAY),
+        tagged("health_day", changes["silver.marketplace_submissions"], "effective_start_time", DAY),
+        tagged("health_day", changes["gold.billing_reconciliation"], "effective_start_time", DAY),
     ]
     return collect_periods(union_all(parts))
 
@@ -405,9 +421,6 @@ def _write_whole(spark, lakehouse, docs, settings, prices, silver, billing, as_o
           sales.usage_heatmap(usage, settings.heatmap_timezone, settings.heatmap_lookback_days, as_of))
     write("sales_trends", sales.trends(daily, revenue, as_of))
     write("sales_plan_fit", sales.plan_fit(subscriptions, plan_dimensions, included_balance, as_of))
-    write("ops_submission_health_daily",
-          ops.submission_health_daily(silver["marketplace_submissions"], billing["billing_reconciliation"],
-                                      unit_price_frame(spark, prices), prices.currency))
     write("ops_data_quality_daily", ops.data_quality_daily(silver["quarantine"]))
 
 
