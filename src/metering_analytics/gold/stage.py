@@ -4,12 +4,15 @@ A full rebuild overwrites every persona table in one Delta commit each. silver.u
 aggregated once per grain: the hourly consumption table is written first and the daily, product and
 subscription-type tables are rolled up from what was written, so they all agree with each other.
 
-After that, a run reads what changed since its last run (Delta Change Data Feed of silver, bronze.events
-and gold.marketplace_usage) and recomputes, with the same functions, only the hours and days of the
-time-grained tables that those changes touch, replacing just the rows that differ. The small tables
-that summarise the whole history or depend on the report clock are recomputed whole from the (already
-refreshed) gold tables and overwritten. The result is identical to a full rebuild; a run with nothing
-new writes nothing (see docs/incremental.md).
+After that, a run reads what changed since its last run (Delta Change Data Feed of silver, bronze.events,
+gold.marketplace_usage and gold.billing_reconciliation) and recomputes, with the same functions, only
+the hours and days of the time-grained tables that those changes touch, replacing those periods in one
+commit per table.
+usage_by_property ranks values from per-value totals kept from the usage feed; ops_data_freshness adds
+the appended bronze records to its own rows. The small tables that summarise the whole history or
+depend on the report clock are recomputed whole from the (already refreshed) gold tables and
+overwritten, unless none of their sources moved. The result is identical to a full rebuild; a run with
+nothing new writes nothing (see docs/incremental.md).
 """
 from __future__ import annotations
 
