@@ -89,6 +89,14 @@ def part_b(a: dict) -> dict:
                 pings=[_ping(901, last + timedelta(hours=3))], quarantine=[_quarantined(951, last + timedelta(hours=2))])
 
 
+def part_c(b: dict) -> dict:
+    """One more usage event an hour after part B: changes no top-N value of usage_by_property (unlike
+    part B), and neither quarantine nor submissions."""
+    last = max(u["enqueued_time"] for u in b["usage"])
+    return dict(subscriptions=b["subscriptions"], usage=[_usage(1101, "s1", "api", 1, last + timedelta(hours=1), "eu")],
+                submissions=[], pings=[], quarantine=[])
+
+
 def _ping(seq: int, at: dt) -> dict:
     return dict(partition_id="0", sequence_number=seq, enqueued_time=at, reported_partition_id="0",
                 local_time=at, reason="test", sender="s")

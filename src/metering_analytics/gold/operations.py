@@ -325,11 +325,11 @@ def data_quality_daily(quarantine: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("records"))
 
 
-def data_freshness(bronze_events: DataFrame, as_of: datetime) -> DataFrame:
-    """DATA_FRESHNESS_SCHEMA rows: per event hub and partition, the latest enqueued record against
-    `as_of` (the run's clock: the latest enqueued time over all partitions), so a partition that went
-    quiet or stopped being captured shows a lag while the others do not."""
-    now = instant(as_of)
+_LATEST = ("events", "latest_enqueued_time", "latest_sequence_number", "last_ingested_at")
+
+
+def partition_latest(bronze_events: DataFrame) -> DataFrame:
+    """Per event hub and partition: records, latest enqueued time and sequence number, last ingestion."""
     return (
         bronze_events.where(F.col("partition_id").isNotNull())
         .groupBy("event_hub", "partition_id")
@@ -339,6 +339,32 @@ def data_freshness(bronze_events: DataFrame, as_of: datetime) -> DataFrame:
             F.max("sequence_number").alias("latest_sequence_number"),
             F.max("ingested_at").alias("last_ingested_at"),
         )
+    )
+
+
+def add_latest(latest: DataFrame, added: DataFrame) -> DataFrame:
+    """partition_latest of the records before plus partition_latest of records appended since: the
+    same as partition_latest of all of them (counts add up, maxima of maxima)."""
+    return (
+        latest.select("event_hub", "partition_id", *_LATEST).unionByName(added.select("event_hub", "partition_id", *_LATEST))
+        .groupBy("event_hub", "partition_id")
+        .agg(F.sum("events").cast("long").alias("events"),
+             *[F.max(c).alias(c) for c in _LATEST[1:]])
+    )
+
+
+def freshness(latest: DataFrame, as_of: datetime) -> DataFrame:
+    """DATA_FRESHNESS_SCHEMA rows from partition_latest rows and the run's clock."""
+    now = instant(as_of)
+    return (
+        latest.select("event_hub", "partition_id", *_LATEST)
         .withColumn("as_of", now)
         .withColumn("lag_minutes", F.round(minutes_between(F.col("latest_enqueued_time"), now), 2))
     )
+
+
+def data_freshness(bronze_events: DataFrame, as_of: datetime) -> DataFrame:
+    """DATA_FRESHNESS_SCHEMA rows: per event hub and partition, the latest enqueued record against
+    `as_of` (the run's clock: the latest enqueued time over all partitions), so a partition that went
+    quiet or stopped being captured shows a lag while the others do not."""
+    return freshness(partition_latest(bronze_events), as_of)

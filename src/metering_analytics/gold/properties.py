@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, DoubleType, LongType, StringType, StructField, StructType
 
-from metering_analytics.billing.quantities import exact, reported
+from metering_analytics.billing.quantities import QUANTITY, exact, reported
 
 NONE_VALUE = "(none)"
 OTHER_VALUE = "(other)"
@@ -55,36 +55,76 @@ def property_value(properties: F.Column, key: F.Column) -> F.Column:
     return F.when(raw.isNull() | (F.trim(raw) == ""), F.lit(NONE_VALUE)).otherwise(raw)
 
 
-def top_values(detailed: DataFrame, top_n: int) -> DataFrame:
+# Per (key, value) over the whole history: what the top-N ranking reads. The incremental gold run keeps
+# these in gold.incremental_property_totals, updated from the usage change feed, so the ranking needs
+# no scan of the whole history.
+VALUE_TOTALS_SCHEMA = StructType(
+    [
+        StructField("property_key", StringType(), False),
+        StructField("property_value", StringType(), False),
+        StructField("events", LongType(), False),
+        StructField("quantity", QUANTITY, False),
+    ]
+)
+
+
+def property_details(usage_events: DataFrame, keys: Sequence[str], sign: str | None = None) -> DataFrame:
+    """Events and exact quantity per day, product, key and value (every event once per key).
+
+    With `sign` (a column of +1 / -1 on change-feed rows), rows count as that sign: the details of
+    what a change added minus what it removed."""
+    per_key = usage_events.select(
+        F.to_date("enqueued_time").alias("day"), *_PRODUCT, "quantity", "properties",
+        (F.col(sign) if sign else F.lit(1)).alias("_sign"),
+        F.explode(F.array(*[F.lit(k) for k in keys])).alias("property_key"),
+    ).withColumn("property_value", property_value(F.col("properties"), F.col("property_key")))
+    # Aggregated before ranking: the shuffle carries one row per distinct value and day, not per event.
+    return per_key.groupBy(*_GROUP).agg(
+        F.sum("_sign").cast("long").alias("events"),
+        # negated, not multiplied by the sign: a decimal product would widen and drop scale
+        exact(F.sum(F.when(F.col("_sign") < 0, -exact(F.col("quantity"))).otherwise(exact(F.col("quantity")))))
+        .alias("quantity"))
+
+
+def value_totals(details: DataFrame) -> DataFrame:
+    """VALUE_TOTALS_SCHEMA rows from property_details: the ranked values ('(none)' never ranks)."""
+    return (
+        details.where(F.col("property_value") != NONE_VALUE)
+        .groupBy("property_key", "property_value")
+        .agg(F.sum("events").cast("long").alias("events"), exact(F.sum("quantity")).alias("quantity"))
+    )
+
+
+def add_totals(totals: DataFrame, changes: DataFrame) -> DataFrame:
+    """Totals plus the value_totals of a change (signed); a value left without events drops out."""
+    keys = ["property_key", "property_value"]
+    both = totals.unionByName(changes.select(*keys, "events", "quantity"))
+    return (
+        both.groupBy(*keys)
+        .agg(F.sum("events").cast("long").alias("events"), exact(F.sum("quantity")).alias("quantity"))
+        .where(F.col("events") != 0)
+    )
+
+
+def top_values(totals: DataFrame, top_n: int) -> DataFrame:
     """(property_key, property_value) of the N values per key with the most quantity over the whole window."""
     ranked = Window.partitionBy("property_key").orderBy(
         F.col("quantity").desc(), F.col("events").desc(), F.col("property_value").asc())
     return (
-        detailed.where(F.col("property_value") != NONE_VALUE)
-        .groupBy("property_key", "property_value")
-        .agg(F.sum("quantity").alias("quantity"), F.sum("events").alias("events"))
-        .withColumn("_rank", F.row_number().over(ranked))
+        totals.withColumn("_rank", F.row_number().over(ranked))
         .where(F.col("_rank") <= top_n)
-        .select("property_key", "property_value", F.lit(True).alias("_kept"))
+        .select("property_key", "property_value")
     )
 
 
-def usage_by_property(usage_events: DataFrame, keys: Sequence[str], top_n: int) -> DataFrame:
-    """USAGE_BY_PROPERTY_SCHEMA rows from silver.usage_events; empty when no key is configured."""
-    if not keys:
-        return usage_events.sparkSession.createDataFrame([], USAGE_BY_PROPERTY_SCHEMA)
-    per_key = usage_events.select(
-        F.to_date("enqueued_time").alias("day"), *_PRODUCT, "quantity", "properties",
-        F.explode(F.array(*[F.lit(k) for k in keys])).alias("property_key"),
-    ).withColumn("property_value", property_value(F.col("properties"), F.col("property_key")))
-    # Aggregated before ranking: the shuffle carries one row per distinct value and day, not per event.
-    detailed = per_key.groupBy(*_GROUP).agg(
-        F.count(F.lit(1)).alias("events"), F.sum(exact(F.col("quantity"))).alias("quantity"))
-    kept = F.broadcast(top_values(detailed, top_n))  # at most keys x N rows
+def fold_properties(details: DataFrame, kept: DataFrame) -> DataFrame:
+    """USAGE_BY_PROPERTY_SCHEMA rows from property_details and the kept (property_key, property_value)
+    pairs: every other value folded into '(other)', shares per day, product and key."""
+    kept = F.broadcast(kept.select("property_key", "property_value", F.lit(True).alias("_kept")))
     folded_value = F.when(F.col("_kept") | (F.col("property_value") == NONE_VALUE), F.col("property_value")) \
         .otherwise(F.lit(OTHER_VALUE))
     folded = (
-        detailed.join(kept, ["property_key", "property_value"], "left")
+        details.join(kept, ["property_key", "property_value"], "left")
         .withColumn("property_value", folded_value)
         .groupBy(*_GROUP)
         .agg(F.sum("events").alias("events"), exact(F.sum("quantity")).alias("quantity"))
@@ -97,3 +137,11 @@ def usage_by_property(usage_events: DataFrame, keys: Sequence[str], top_n: int) 
         *_GROUP, F.col("events").cast("long").alias("events"), reported(F.col("quantity")).alias("quantity"),
         share.alias("share_of_product_quantity"),
     )
+
+
+def usage_by_property(usage_events: DataFrame, keys: Sequence[str], top_n: int) -> DataFrame:
+    """USAGE_BY_PROPERTY_SCHEMA rows from silver.usage_events; empty when no key is configured."""
+    if not keys:
+        return usage_events.sparkSession.createDataFrame([], USAGE_BY_PROPERTY_SCHEMA)
+    details = property_details(usage_events, keys)
+    return fold_properties(details, top_values(value_totals(details), top_n))

@@ -20,20 +20,30 @@ class ChangesUnavailable(Exception):
     """The changes cannot be read exactly (no change feed over the range, vacuumed history): rebuild."""
 
 
+SIGN = "_sign"
+
+
 def changed_rows(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: str,
-                 consumed: int | None, current: int | None) -> DataFrame:
+                 consumed: int | None, current: int | None, signed: bool = False) -> DataFrame:
     """Rows inserted, deleted or updated (both images) after version `consumed` up to `current`,
-    with the table's columns; materialised, so an unreadable feed fails here and not later."""
+    with the table's columns; materialised, so an unreadable feed fails here and not later.
+
+    `signed` adds SIGN: +1 for a row that entered the table (insert, update post-image), -1 for one
+    that left it (delete, update pre-image), for running totals kept from the feed."""
     if current is None:
         raise ChangesUnavailable(f"{layer}.{table} does not exist")
+    sign = [F.lit(1).alias(SIGN)] if signed else []
     if consumed is None:  # the table appeared since: all of it is new
-        return lakehouse.read(spark, layer, table, version=current).localCheckpoint()
+        return lakehouse.read(spark, layer, table, version=current).select("*", *sign).localCheckpoint()
     if consumed > current:
         raise ChangesUnavailable(f"{layer}.{table} is older than the state ({current} < {consumed})")
     if consumed == current:
-        return lakehouse.read(spark, layer, table, version=current).limit(0)
+        return lakehouse.read(spark, layer, table, version=current).select("*", *sign).limit(0)
     try:
         feed = lakehouse.read_changes(spark, layer, table, consumed + 1, current)
+        if signed:
+            left = F.col("_change_type").isin("delete", "update_preimage")
+            feed = feed.withColumn(SIGN, F.when(left, F.lit(-1)).otherwise(F.lit(1)))
         return feed.drop(*_CDF_COLUMNS).localCheckpoint()
     except Exception as error:  # AnalysisException, or a Delta error on a missing feed or log entry
         raise ChangesUnavailable(f"{layer}.{table}: {error}".splitlines()[0]) from error
@@ -47,10 +57,12 @@ def replace_rows(lakehouse: Lakehouse, layer: str, table: str, old: DataFrame, n
     Rows are compared whole (null-safe), so no key is needed; gold rows are unique.
     """
     columns = new.columns
-    old = old.select(*columns)
+    # One aggregation over both sides (a row only in old sums to -1, only in new to +1) rather than two
+    # exceptAll: one shuffle instead of two, which is most of the cost on small slices.
+    sides = old.select(*columns, F.lit(-1).alias("_side")).unionByName(new.select(*columns, F.lit(1).alias("_side")))
     changes = (
-        old.exceptAll(new).withColumn("_op", F.lit("delete"))
-        .unionByName(new.exceptAll(old).withColumn("_op", F.lit("insert")))
+        sides.groupBy(*columns).agg(F.sum("_side").alias("_side")).where(F.col("_side") != 0)
+        .select(*columns, F.when(F.col("_side") < 0, F.lit("delete")).otherwise(F.lit("insert")).alias("_op"))
         .localCheckpoint()
     )
     if changes.isEmpty():

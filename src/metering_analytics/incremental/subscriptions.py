@@ -27,14 +27,15 @@ class SubscriptionChanges:
 def subscription_changes(subs_before: DataFrame, subs_after: DataFrame, dims_before: DataFrame,
                          dims_after: DataFrame) -> SubscriptionChanges:
     stable = [c for c in subs_after.columns if c not in DELETION_COLUMNS]
-    if not subs_before.select(*stable).exceptAll(subs_after.select(*stable)).isEmpty():
-        return SubscriptionChanges(None, True)
+    subs_changed = subs_before.select(*stable).exceptAll(subs_after.select(*stable))
     known = subs_before.select("subscription_key")
     dims_changed = (
         dims_before.exceptAll(dims_after)
         .unionByName(dims_after.exceptAll(dims_before).join(known, "subscription_key", "left_semi"))
     )
-    if not dims_changed.isEmpty():
+    # Both checks in one Spark job: each costs more in fixed overhead than in work.
+    any_changed = subs_changed.select("subscription_key").unionByName(dims_changed.select("subscription_key"))
+    if not any_changed.isEmpty():
         return SubscriptionChanges(None, True)
     dirty = subs_after.exceptAll(subs_before).select("subscription_key").distinct().localCheckpoint()
     return SubscriptionChanges(dirty, False)
