@@ -17,10 +17,9 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from datetime import timedelta
 from pathlib import Path
 
-from incremental_scale import ROOT, append_usage, build, usage_rows
+from incremental_scale import add_the_increment, bench_arguments, built_lakehouse
 
 _stats: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
 _depth = [0]
@@ -87,42 +86,17 @@ def report(total: float) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscriptions", type=int, default=50)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--added-percent", type=float, default=1.0)
-    parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "data"))
-    args = parser.parse_args()
-
-    from metering_analytics.billing.prices import load_price_catalog
+    args = bench_arguments(__doc__, subscriptions=50, days=60, events=100_000)
     from metering_analytics.billing.stage import run_billing
-    from metering_analytics.config import load_config
-    from metering_analytics.gold.settings import load_gold_settings
     from metering_analytics.gold.stage import run_gold
-    from metering_analytics.spark import get_spark
 
-    lakehouse_dir = Path(args.workdir) / "incremental_profile"
-    shutil.rmtree(lakehouse_dir, ignore_errors=True)
-    config = load_config().with_overrides(lakehouse_root=str(lakehouse_dir))
-    lakehouse = config.lakehouse
-    spark = get_spark(warehouse_dir=lakehouse_dir / "_warehouse")
-    prices = load_price_catalog(config.price_catalog)
-    settings = load_gold_settings(ROOT / "conf" / "gold.yml")
-    build(spark, lakehouse, args.subscriptions, args.days, args.events)
-    as_of = lakehouse.read(spark, "silver", "usage_events").agg({"enqueued_time": "max"}).first()[0]
+    spark, lakehouse, prices, settings, lakehouse_dir, _, as_of = built_lakehouse(args, "incremental_profile")
     started = time.perf_counter()
     run_billing(spark, lakehouse, prices, as_of=as_of, full_rebuild=True)
     run_gold(spark, lakehouse, settings, as_of, prices, full_rebuild=True)
     print(f"full billing + gold {time.perf_counter() - started:.1f} s, load {os.getloadavg()}")
 
-    added = int(args.events * args.added_percent / 100)
-    from pyspark.sql import functions as F
-    new = usage_rows(spark, args.events, added, args.subscriptions, as_of + timedelta(seconds=1), 3600)
-    new = new.withColumn("enqueued_time", F.when(F.col("sequence_number") == args.events,
-                                                 F.lit(as_of - timedelta(days=40))).otherwise(F.col("enqueued_time")))
-    append_usage(spark, lakehouse, new)
-    clock = as_of + timedelta(hours=1)
+    clock = add_the_increment(spark, lakehouse, args, as_of)
     instrument(spark)
     for stage, run in (("billing", lambda: run_billing(spark, lakehouse, prices, as_of=clock)),
                        ("gold", lambda: run_gold(spark, lakehouse, settings, clock, prices))):

@@ -119,23 +119,25 @@ def timed(fn) -> tuple[float, str]:
     return round(time.perf_counter() - started, 1), " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscriptions", type=int, default=100)
-    parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--events", type=int, default=1_000_000)
+def bench_arguments(description: str, subscriptions: int, days: int, events: int) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", type=int, default=subscriptions)
+    parser.add_argument("--days", type=int, default=days)
+    parser.add_argument("--events", type=int, default=events)
     parser.add_argument("--added-percent", type=float, default=1.0)
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "data"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def built_lakehouse(args: argparse.Namespace, name: str):
+    """A fresh lakehouse under the workdir with silver and bronze built (`build`): (spark, lakehouse,
+    prices, gold settings, its folder, the build's seconds, the clock of its last event)."""
     from metering_analytics.billing.prices import load_price_catalog
-    from metering_analytics.billing.stage import run_billing
     from metering_analytics.config import load_config
     from metering_analytics.gold.settings import load_gold_settings
-    from metering_analytics.gold.stage import run_gold
     from metering_analytics.spark import get_spark
 
-    lakehouse_dir = Path(args.workdir) / "incremental"
+    lakehouse_dir = Path(args.workdir) / name
     shutil.rmtree(lakehouse_dir, ignore_errors=True)
     config = load_config().with_overrides(lakehouse_root=str(lakehouse_dir))
     lakehouse = config.lakehouse
@@ -144,6 +146,28 @@ def main() -> int:
     settings = load_gold_settings(ROOT / "conf" / "gold.yml")
     build_s, _ = timed(lambda: build(spark, lakehouse, args.subscriptions, args.days, args.events))
     as_of = lakehouse.read(spark, "silver", "usage_events").agg({"enqueued_time": "max"}).first()[0]
+    return spark, lakehouse, prices, settings, lakehouse_dir, build_s, as_of
+
+
+def add_the_increment(spark, lakehouse, args: argparse.Namespace, as_of: datetime) -> datetime:
+    """Append `--added-percent` more usage events in the hour after `as_of`, one of them late (enqueued 40
+    days earlier, in an earlier billing cycle of its subscription); returns the next run's clock."""
+    from pyspark.sql import functions as F
+
+    added = int(args.events * args.added_percent / 100)
+    new = usage_rows(spark, args.events, added, args.subscriptions, as_of + timedelta(seconds=1), 3600)
+    new = new.withColumn("enqueued_time", F.when(F.col("sequence_number") == args.events,
+                                                 F.lit(as_of - timedelta(days=40))).otherwise(F.col("enqueued_time")))
+    append_usage(spark, lakehouse, new)
+    return as_of + timedelta(hours=1)
+
+
+def main() -> int:
+    args = bench_arguments(__doc__, subscriptions=100, days=120, events=1_000_000)
+    from metering_analytics.billing.stage import run_billing
+    from metering_analytics.gold.stage import run_gold
+
+    spark, lakehouse, prices, settings, lakehouse_dir, build_s, as_of = built_lakehouse(args, "incremental")
 
     stage_times: dict[str, float] = {}
 
@@ -155,14 +179,7 @@ def main() -> int:
             lambda: run_gold(spark, lakehouse, settings, clock, prices, full_rebuild=full))
 
     full_s, full_load = timed(lambda: both(as_of, True))
-    added = int(args.events * args.added_percent / 100)
-    new = usage_rows(spark, args.events, added, args.subscriptions, as_of + timedelta(seconds=1), 3600)
-    # one of them late: enqueued 40 days ago, in an earlier billing cycle of its subscription
-    from pyspark.sql import functions as F
-    new = new.withColumn("enqueued_time", F.when(F.col("sequence_number") == args.events,
-                                                 F.lit(as_of - timedelta(days=40))).otherwise(F.col("enqueued_time")))
-    append_usage(spark, lakehouse, new)
-    clock = as_of + timedelta(hours=1)
+    clock = add_the_increment(spark, lakehouse, args, as_of)
     incremental_s, incremental_load = timed(lambda: both(clock, False))
     incremental_times = {k: stage_times[k] for k in ("incremental_billing_s", "incremental_gold_s")}
     rerun_s, rerun_load = timed(lambda: both(clock, False))
