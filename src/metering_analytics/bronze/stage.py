@@ -34,7 +34,7 @@ from metering_analytics.bronze.files import (
     read_damaged_files,
 )
 from metering_analytics.config import PipelineConfig
-from metering_analytics.io.key_ranges import overlapping
+from metering_analytics.io.key_ranges import overlapping, span
 from metering_analytics.io.lakehouse import Lakehouse
 from metering_analytics.io.streams import drain
 from metering_analytics.schemas import BRONZE_CAPTURE_FILES_SCHEMA, BRONZE_EVENTS_SCHEMA
@@ -81,12 +81,6 @@ def merge_new_records(batch: DataFrame, lakehouse: Lakehouse, sequence_range: tu
     lakehouse.merge_insert_new(batch, *BRONZE_EVENTS, keys=("sequence_number",), extra_condition=condition)
 
 
-def _sequence_range(file_stats: list[dict]) -> tuple[int, int] | None:
-    lows = [f["min_sequence_number"] for f in file_stats if f["min_sequence_number"] is not None]
-    highs = [f["max_sequence_number"] for f in file_stats if f["max_sequence_number"] is not None]
-    return (min(lows), max(highs)) if lows else None
-
-
 def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str | None = None,
                use_auto_loader: bool | None = None) -> BronzeResult:
     lakehouse = config.lakehouse
@@ -106,7 +100,7 @@ def run_bronze(spark: SparkSession, config: PipelineConfig, *, checkpoint: str |
             records = first_copy_of_each_record(records)
         if any(f["records_read"] for f in stats):
             if known:
-                merge_new_records(records, lakehouse, _sequence_range(stats))
+                merge_new_records(records, lakehouse, span(stats))
             else:
                 lakehouse.append(records, *BRONZE_EVENTS)
         # Counted here: the stream's own input metric counts a batch once per action on it.

@@ -41,6 +41,15 @@ def key_ranges(records: DataFrame) -> DataFrame:
     )
 
 
+def span(ranges: list[dict]) -> tuple[int, int] | None:
+    """The lowest and highest sequence number of `ranges` (rows with min/max_sequence_number); None
+    when none has one."""
+    located = [r for r in ranges if r["min_sequence_number"] is not None]
+    if not located:
+        return None
+    return min(r["min_sequence_number"] for r in located), max(r["max_sequence_number"] for r in located)
+
+
 def _owner(row: dict) -> tuple[str, str]:
     return ("partition", row["partition_id"]) if row["partition_id"] is not None else ("file", row["source_file"])
 
@@ -54,8 +63,7 @@ def overlapping(new_ranges: list[dict], recorded: DataFrame) -> bool:
     new_ranges = [r for r in new_ranges if r["min_sequence_number"] is not None]
     if not new_ranges:
         return False
-    low = min(r["min_sequence_number"] for r in new_ranges)
-    high = max(r["max_sequence_number"] for r in new_ranges)
+    low, high = span(new_ranges)
     partitions = sorted({r["partition_id"] for r in new_ranges if r["partition_id"] is not None})
     files = sorted({r["source_file"] for r in new_ranges if r["partition_id"] is None})
     owned = F.lit(False)

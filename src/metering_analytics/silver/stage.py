@@ -7,9 +7,9 @@ a batch that meets one (a replay after a crash, a reset checkpoint) is written w
 record's position, so it changes nothing it wrote before. Each MERGE names the batch's sequence-number
 range on the target, so Delta reads only the files that can hold a match.
 
-The batch is parsed in two passes rather than parsed once and kept: the few records that are not valid
-usage (lifecycle, submissions, pings, maintenance, rejects) are kept; the usage, most of the volume, is
-parsed again, resolved and written, its bodies kept only for the records that go to quarantine.
+The batch is parsed once and kept without the bodies of valid usage events (silver does not store them;
+most of the batch's bytes); the usage is resolved from the kept rows, and the few rejected usage events
+fetch their bodies from bronze for quarantine.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from metering_analytics.config import PipelineConfig
-from metering_analytics.io.key_ranges import KEY_RANGE_SCHEMA, key_ranges, overlapping
+from metering_analytics.io.key_ranges import KEY_RANGE_SCHEMA, key_ranges, overlapping, span
 from metering_analytics.io.lakehouse import Lakehouse, same_rows
 from metering_analytics.io.streams import drain
 from metering_analytics.schemas import (
@@ -199,9 +199,8 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
 
 
 def _bounds(ranges: list[dict]) -> str | None:
-    lows = [r["min_sequence_number"] for r in ranges if r["min_sequence_number"] is not None]
-    highs = [r["max_sequence_number"] for r in ranges if r["max_sequence_number"] is not None]
-    return f"t.sequence_number BETWEEN {min(lows)} AND {max(highs)}" if lows else None
+    lowest_highest = span(ranges)
+    return None if lowest_highest is None else "t.sequence_number BETWEEN {} AND {}".format(*lowest_highest)
 
 
 def record_ranges(spark: SparkSession, lakehouse: Lakehouse, bronze_batch: DataFrame) -> BatchWriter:
