@@ -96,7 +96,7 @@ def main() -> int:
     run_gold(spark, lakehouse, settings, as_of, prices, full_rebuild=True)
     print(f"full billing + gold {time.perf_counter() - started:.1f} s, load {os.getloadavg()}")
 
-    clock = add_the_increment(spark, lakehouse, args, as_of)
+    clock, _ = add_the_increment(spark, lakehouse, args, as_of)
     instrument(spark)
     for stage, run in (("billing", lambda: run_billing(spark, lakehouse, prices, as_of=clock)),
                        ("gold", lambda: run_gold(spark, lakehouse, settings, clock, prices))):

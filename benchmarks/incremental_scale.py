@@ -149,9 +149,10 @@ def built_lakehouse(args: argparse.Namespace, name: str):
     return spark, lakehouse, prices, settings, lakehouse_dir, build_s, as_of
 
 
-def add_the_increment(spark, lakehouse, args: argparse.Namespace, as_of: datetime) -> datetime:
+def add_the_increment(spark, lakehouse, args: argparse.Namespace, as_of: datetime) -> tuple[datetime, int]:
     """Append `--added-percent` more usage events in the hour after `as_of`, one of them late (enqueued 40
-    days earlier, in an earlier billing cycle of its subscription); returns the next run's clock."""
+    days earlier, in an earlier billing cycle of its subscription); returns the next run's clock and the
+    number of events added."""
     from pyspark.sql import functions as F
 
     added = int(args.events * args.added_percent / 100)
@@ -159,7 +160,7 @@ def add_the_increment(spark, lakehouse, args: argparse.Namespace, as_of: datetim
     new = new.withColumn("enqueued_time", F.when(F.col("sequence_number") == args.events,
                                                  F.lit(as_of - timedelta(days=40))).otherwise(F.col("enqueued_time")))
     append_usage(spark, lakehouse, new)
-    return as_of + timedelta(hours=1)
+    return as_of + timedelta(hours=1), added
 
 
 def main() -> int:
@@ -179,7 +180,7 @@ def main() -> int:
             lambda: run_gold(spark, lakehouse, settings, clock, prices, full_rebuild=full))
 
     full_s, full_load = timed(lambda: both(as_of, True))
-    clock = add_the_increment(spark, lakehouse, args, as_of)
+    clock, added = add_the_increment(spark, lakehouse, args, as_of)
     incremental_s, incremental_load = timed(lambda: both(clock, False))
     incremental_times = {k: stage_times[k] for k in ("incremental_billing_s", "incremental_gold_s")}
     rerun_s, rerun_load = timed(lambda: both(clock, False))

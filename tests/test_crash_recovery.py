@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_approx_df_equality
 
+from metering_analytics.billing.resume import CYCLE_USAGE
 from metering_analytics.billing.stage import GOLD_BILLING_SCHEMAS
 from metering_analytics.gold.stage import GOLD_PERSONA_SCHEMAS, PROPERTY_TOTALS
 from metering_analytics.silver.stage import SILVER_TABLES
@@ -199,7 +200,7 @@ def test_killed_and_rerun_tables_equal_an_uninterrupted_run(spark, pipeline_run,
     reference = table_contents(spark, pipeline_run.lakehouse)
     recovered = table_contents(spark, lakehouse)
     pipeline_run.register(spark)  # the shared names point at the shared run again
-    ingestion_gold = {f"gold.{t}" for t in (*GOLD_BILLING_SCHEMAS, *GOLD_PERSONA_SCHEMAS, PROPERTY_TOTALS)}
+    ingestion_gold = {f"gold.{t}" for t in (*GOLD_BILLING_SCHEMAS, CYCLE_USAGE, *GOLD_PERSONA_SCHEMAS, PROPERTY_TOTALS)}
     expected = {n for n in reference if not n.startswith("gold.")} | ingestion_gold
     assert set(recovered) == expected
     for name in sorted(expected):

@@ -81,7 +81,13 @@ def current_cycles(subscriptions: DataFrame, plan_dimensions: DataFrame, as_of: 
 def included_balance(event_cycles: DataFrame, subscriptions: DataFrame, plan_dimensions: DataFrame,
                      as_of: datetime) -> DataFrame:
     """INCLUDED_BALANCE_SCHEMA rows; `event_cycles` is `overage.usage_cycles(...)`."""
-    rows = cycle_usage(event_cycles).join(current_cycles(subscriptions, plan_dimensions, as_of), _CYCLE_KEY, "full")
+    return balances_of_cycle_usage(cycle_usage(event_cycles), subscriptions, plan_dimensions, as_of)
+
+
+def balances_of_cycle_usage(usage: DataFrame, subscriptions: DataFrame, plan_dimensions: DataFrame,
+                            as_of: datetime) -> DataFrame:
+    """INCLUDED_BALANCE_SCHEMA rows from per-cycle usage (`cycle_usage`, or the billing stage's kept copy)."""
+    rows = usage.join(current_cycles(subscriptions, plan_dimensions, as_of), _CYCLE_KEY, "full")
     subs = subscriptions.select("subscription_key", "resource_id", "resource_uri", "plan_id", "renewal_interval",
                                 "renewal_months", "subscription_start")
     total = exact(F.coalesce(F.col("total_usage"), F.lit(0)))

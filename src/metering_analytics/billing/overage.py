@@ -73,6 +73,9 @@ EVENT_OVERAGE_SCHEMA = StructType(
 )
 
 _METER = ["subscription_key", "meter_name"]
+# Optional column of event cycles: the meter's cycle usage before the first of the events given (an
+# incremental run numbering a cycle from the middle, see `resume`); absent means 0.
+USAGE_BASE = "usage_base"
 
 
 def _sorted_tiers(plan_dimensions: DataFrame) -> DataFrame:
@@ -164,6 +167,8 @@ def with_running_totals(event_cycles: DataFrame) -> DataFrame:
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     after = exact(F.sum("quantity").over(applied_so_far))
+    if USAGE_BASE in event_cycles.columns:
+        after = exact(F.col(USAGE_BASE) + after)
     return (
         event_cycles.withColumn("usage_after", after)
         .withColumn("usage_before", exact(F.col("usage_after") - F.col("quantity")))

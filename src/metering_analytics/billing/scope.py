@@ -1,9 +1,10 @@
-"""What an incremental billing run recomputes (see docs/incremental.md).
+"""What an incremental billing run recomputes besides the usage it numbers again (see billing.resume and
+docs/incremental.md).
 
-Overage depends on running totals within a billing cycle, so the unit of recomputation is a
-(subscription, cycle): a *scope* is a set of ranges (scope_key = subscription_key, scope_start,
-scope_end), each one whole cycle, or a whole subscription (null bounds). Everything of a subscription
-outside its ranges is unchanged by construction.
+A *scope* is a set of ranges (scope_key = subscription_key, scope_start, scope_end), half-open, null
+bounds unbounded: whole billing cycles for gold.included_balance (changed cycles, cycles whose
+"current" mark the clock moves), whole subscriptions for new and newly deleted ones, and the days of
+gold.revenue_daily. Everything of a subscription outside its ranges is unchanged by construction.
 """
 from __future__ import annotations
 

@@ -2,9 +2,11 @@
 
 Billing is a function of a subscription's whole history (running totals per cycle). A full rebuild
 overwrites each table in one Delta commit. After that, a run reads what changed in silver since the
-last run (Delta Change Data Feed), recomputes only the (subscription, billing cycle) pairs, usage hours
-and days those changes and the move of the report clock can alter, with the same functions, and
-replaces just those rows (see docs/incremental.md). The result is identical to a full rebuild.
+last run (Delta Change Data Feed), recomputes only what those changes and the move of the report clock
+can alter (a changed cycle's usage from its earliest changed hour on, continuing the running totals kept
+in gold.incremental_cycle_usage; the balances of the cycles involved; the usage hours and days after
+them), with the same functions, and replaces just those rows (see docs/incremental.md). The result is
+identical to a full rebuild.
 Prices are checked before any table changes.
 """
 from __future__ import annotations
@@ -14,11 +16,21 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from metering_analytics.billing.balances import INCLUDED_BALANCE_SCHEMA, included_balance
+from metering_analytics.billing.balances import INCLUDED_BALANCE_SCHEMA, balances_of_cycle_usage, cycle_usage
 from metering_analytics.billing.marketplace import MARKETPLACE_USAGE_SCHEMA, marketplace_usage
 from metering_analytics.billing.overage import event_overage, usage_cycles
 from metering_analytics.billing.prices import PriceCatalog, require_prices_for_silver
 from metering_analytics.billing.reconciliation import RECONCILIATION_SCHEMA, billed_requests, billing_reconciliation
+from metering_analytics.billing.resume import (
+    CYCLE_USAGE,
+    CYCLE_USAGE_SCHEMA,
+    changed_cycle_usage,
+    continued_cycle_usage,
+    event_ranges,
+    resumed_cycles,
+    usage_bases,
+    with_usage_bases,
+)
 from metering_analytics.billing.revenue import REVENUE_DAILY_SCHEMA, revenue_daily
 from metering_analytics.billing.scope import (
     changed_usage_cycles,
@@ -57,7 +69,7 @@ GOLD_BILLING_SCHEMAS = {
 
 STAGE = "billing"
 # Raise when a change of the billing code must rebuild the tables it wrote before.
-CODE_VERSION = 1
+CODE_VERSION = 2
 _SILVER = {
     "subscriptions": SILVER_SUBSCRIPTIONS_SCHEMA,
     "plan_dimensions": SILVER_PLAN_DIMENSIONS_SCHEMA,
@@ -99,7 +111,7 @@ def run_billing(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog,
                               silver["marketplace_submissions"])
     hash_ = settings_hash(CODE_VERSION, prices)
     state = None if full_rebuild else load_state(spark, lakehouse, STAGE)
-    tables_exist = all(lakehouse.exists(spark, "gold", t) for t in GOLD_BILLING_SCHEMAS)
+    tables_exist = all(lakehouse.exists(spark, "gold", t) for t in [*GOLD_BILLING_SCHEMAS, CYCLE_USAGE])
     usable = state is not None and state.settings_hash == hash_ and tables_exist
     if usable and dict(state.versions) == versions and state.as_of == as_of:
         return _counts(spark, lakehouse)  # nothing new: nothing written
@@ -137,7 +149,9 @@ def _rebuild(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as
     event_cycles = usage_cycles(silver["usage_events"], subscriptions)
     write = _writer(lakehouse)
     write(MARKETPLACE_USAGE, marketplace_usage(event_overage(event_cycles, plan_dimensions), subscriptions))
-    write(INCLUDED_BALANCE, included_balance(event_cycles, subscriptions, plan_dimensions, as_of))
+    lakehouse.overwrite(with_columns_of(cycle_usage(event_cycles), CYCLE_USAGE_SCHEMA), "gold", CYCLE_USAGE)
+    write(INCLUDED_BALANCE, balances_of_cycle_usage(lakehouse.read(spark, "gold", CYCLE_USAGE), subscriptions,
+                                                    plan_dimensions, as_of))
     # Later tables read the written ones back: each is computed once and all agree with each other.
     expected = lakehouse.read(spark, "gold", MARKETPLACE_USAGE)
     write(BILLING_RECONCILIATION, billing_reconciliation(expected, silver["marketplace_submissions"], subscriptions))
@@ -160,7 +174,7 @@ def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageStat
     if subs_changed.needs_full_rebuild:
         return None
     usage = changed_rows(spark, lakehouse, "silver", "usage_events", before["usage_events"],
-                         versions["silver.usage_events"])
+                         versions["silver.usage_events"], signed=True)
     submissions = changed_rows(spark, lakehouse, "silver", "marketplace_submissions",
                                before["marketplace_submissions"], versions["silver.marketplace_submissions"])
     return {"dirty": subs_changed.dirty, "usage": usage, "submissions": submissions}
@@ -169,28 +183,49 @@ def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageStat
 def _refresh(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as_of: datetime,
              state: StageState, silver: dict[str, DataFrame], changes: dict) -> None:
     subscriptions, plan_dimensions = silver["subscriptions"], silver["plan_dimensions"]
-    dirty_subs = subscriptions.join(changes["dirty"], "subscription_key", "left_semi").localCheckpoint()
-    # (subscription, cycle) ranges to recompute: cycles with inserted or deleted usage, cycles whose
-    # "current" mark the clock moves, and new or newly deleted subscriptions whole.
-    scope = union_all([
-        changed_usage_cycles(changes["usage"], subscriptions),
-        clock_cycles(subscriptions, state.as_of, as_of),
-        whole_subscriptions(changes["dirty"]),
-    ]).distinct().localCheckpoint()
+    dirty = changes["dirty"]
+    dirty_subs = subscriptions.join(dirty, "subscription_key", "left_semi").localCheckpoint()
     gold = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
     shaped = lambda df, table: with_columns_of(df, GOLD_BILLING_SCHEMAS[table])  # noqa: E731
 
-    event_cycles = usage_cycles(in_ranges(silver["usage_events"], scope, "subscription_key", "enqueued_time"),
+    # Usage to number again (see billing.resume): each changed cycle from its earliest changed hour when
+    # it only gained rows, else whole; new and newly deleted subscriptions whole.
+    changed = changed_cycle_usage(changes["usage"], subscriptions).localCheckpoint()
+    ranges = union_all([
+        event_ranges(changed, subscriptions, dirty),
+        whole_subscriptions(dirty).withColumn("resumed", F.lit(False)),
+    ]).localCheckpoint()
+    resumed = resumed_cycles(ranges, subscriptions).localCheckpoint()
+    changed_cycles = changed.join(dirty, "subscription_key", "left_anti").select("subscription_key", "cycle_index")
+    kept = gold(CYCLE_USAGE)
+    kept_before = (
+        kept.join(changed_cycles.distinct(), ["subscription_key", "cycle_index"], "left_semi")
+        .unionByName(kept.join(dirty, "subscription_key", "left_semi"))
+    ).localCheckpoint()
+    event_cycles = usage_cycles(in_ranges(silver["usage_events"], ranges, "subscription_key", "enqueued_time"),
                                 subscriptions).localCheckpoint()
+    numbered = with_usage_bases(event_cycles, usage_bases(event_cycles, resumed, kept_before, changed))
     usage_changes = replace_rows(
         lakehouse, "gold", MARKETPLACE_USAGE,
-        in_ranges(gold(MARKETPLACE_USAGE), scope, "subscription_key", "effective_start_time"),
-        shaped(marketplace_usage(event_overage(event_cycles, plan_dimensions), subscriptions), MARKETPLACE_USAGE))
+        in_ranges(gold(MARKETPLACE_USAGE), ranges, "subscription_key", "effective_start_time"),
+        shaped(marketplace_usage(event_overage(numbered, plan_dimensions), subscriptions), MARKETPLACE_USAGE))
+
+    recounted = cycle_usage(event_cycles.join(resumed, ["subscription_key", "cycle_index"], "left_anti"))
+    replace_rows(lakehouse, "gold", CYCLE_USAGE, kept_before,
+                 with_columns_of(recounted.unionByName(continued_cycle_usage(kept_before, changed, resumed)),
+                                 CYCLE_USAGE_SCHEMA))
+    # Balances are per cycle: every changed cycle, the cycles whose "current" mark the move of the clock
+    # changes, and new or newly deleted subscriptions whole, from the kept usage just updated.
+    balance_scope = union_all([
+        changed_usage_cycles(changes["usage"], subscriptions),
+        clock_cycles(subscriptions, state.as_of, as_of),
+        whole_subscriptions(dirty),
+    ]).distinct().localCheckpoint()
+    balances = balances_of_cycle_usage(gold(CYCLE_USAGE), subscriptions, plan_dimensions, as_of)
     replace_rows(
         lakehouse, "gold", INCLUDED_BALANCE,
-        in_ranges(gold(INCLUDED_BALANCE), scope, "subscription_key", "cycle_start"),
-        in_ranges(shaped(included_balance(event_cycles, subscriptions, plan_dimensions, as_of), INCLUDED_BALANCE),
-                  scope, "subscription_key", "cycle_start"))
+        in_ranges(gold(INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"),
+        in_ranges(shaped(balances, INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"))
 
     # Reconciliation rows are keyed by the usage hour (effective_start_time): recompute every hour whose
     # expected usage or submissions changed, or whose submissions name a new or newly deleted subscription.
