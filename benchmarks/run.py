@@ -28,10 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS_PER_SUBSCRIPTION_YEAR = 11_270  # measured on the generator's defaults (1.6 events/subscription-hour)
 
 
-def _capture_day(path: Path) -> str:
-    """The day a Capture file covers, from its path (either layout of the design brief)."""
-    found = re.search(r"(\d{4})[-/](\d{2})[-/](\d{2})", str(path))
-    return "-".join(found.groups()) if found else ""
+def _capture_day(path: Path) -> tuple[int, int, int]:
+    """The day a Capture file covers, from its path: `.../2025/06/27/...`, `p0--2025-06-27--...` or
+    `p=0/y=2025/m=06/d=27/...` (the generator writes both layouts of the design brief)."""
+    text = str(path)
+    found = (re.search(r"y=(\d{4})/m=(\d{1,2})/d=(\d{1,2})", text)
+             or re.search(r"(\d{4})[-/](\d{2})[-/](\d{2})", text))
+    if not found:
+        raise ValueError(f"no day in the Capture path {text}")
+    year, month, day = (int(g) for g in found.groups())
+    return year, month, day
 
 
 def hold_back(capture: Path, percent: float, aside: Path) -> list[tuple[Path, Path]]:
@@ -67,7 +73,7 @@ def _timed_run(spark, config, stages):
 
 
 def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str] | None, jvm_run: int = 1,
-             held_back_percent: float = 0.0) -> dict:
+             held_back_percent: float = 0.0, profile: bool = False) -> dict:
     from metering_analytics.config import load_config
     from metering_analytics.generate import generate
     from metering_analytics.pipeline import INGESTION_STAGES
@@ -96,7 +102,13 @@ def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str
         if moved:
             put_back(moved)
             hourly = [name for name, _ in INGESTION_STAGES if stages is None or name in stages]
+            if profile:  # every Spark action of the incremental run, by call site
+                from incremental_profile import instrument
+                instrument(spark)
             again, again_s, again_peak = _timed_run(spark, config, hourly)
+            if profile:
+                from incremental_profile import report as print_profile
+                print_profile(again_s)
             full_hourly_s = sum(s.seconds for s in report.stages if s.name in hourly)
             incremental = {
                 "files": len(moved),
@@ -143,6 +155,8 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "data"))
     parser.add_argument("--keep", action="store_true", help="keep the lakehouse after the run")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the wall time and Spark jobs of every action of the incremental run, by call site")
     parser.add_argument("--stages", default=None, help="comma-separated stages to run (default: all)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each size this many times in the same JVM (the first run pays the JVM's warm-up)")
@@ -154,7 +168,8 @@ def main() -> int:
                             for r in range(1, args.repeat + 1)):
         print(f"== {events:,} events (run {jvm_run} in this JVM)", flush=True)
         result = run_size(events, workdir, args.days, args.keep,
-                          args.stages.split(",") if args.stages else None, jvm_run, args.held_back_percent)
+                          args.stages.split(",") if args.stages else None, jvm_run, args.held_back_percent,
+                          args.profile)
         print(json.dumps(result), flush=True)
         with results_file.open("a") as out:
             out.write(json.dumps(result) + "\n")

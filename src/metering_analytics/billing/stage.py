@@ -182,11 +182,25 @@ def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageStat
 
 def _refresh(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as_of: datetime,
              state: StageState, silver: dict[str, DataFrame], changes: dict) -> None:
+    usage_changes = _refresh_usage_and_balances(spark, lakehouse, as_of, state, silver, changes)
+    _refresh_reconciliation_and_revenue(spark, lakehouse, prices, as_of, state, silver, changes, usage_changes)
+
+
+def _gold(spark: SparkSession, lakehouse: Lakehouse):
+    return lambda table: lakehouse.read(spark, "gold", table)
+
+
+def _shaped(df: DataFrame, table: str) -> DataFrame:
+    return with_columns_of(df, GOLD_BILLING_SCHEMAS[table])
+
+
+def _refresh_usage_and_balances(spark: SparkSession, lakehouse: Lakehouse, as_of: datetime, state: StageState,
+                                silver: dict[str, DataFrame], changes: dict) -> DataFrame:
+    """gold.marketplace_usage, the kept cycle usage and gold.included_balance; returns the rows of
+    gold.marketplace_usage that changed (replace_rows)."""
     subscriptions, plan_dimensions = silver["subscriptions"], silver["plan_dimensions"]
     dirty = changes["dirty"]
-    dirty_subs = subscriptions.join(dirty, "subscription_key", "left_semi").localCheckpoint()
-    gold = lambda table: lakehouse.read(spark, "gold", table)  # noqa: E731
-    shaped = lambda df, table: with_columns_of(df, GOLD_BILLING_SCHEMAS[table])  # noqa: E731
+    gold, shaped = _gold(spark, lakehouse), _shaped
 
     # Usage to number again (see billing.resume): each changed cycle from its earliest changed hour when
     # it only gained rows, else whole; new and newly deleted subscriptions whole.
@@ -226,6 +240,15 @@ def _refresh(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as
         lakehouse, "gold", INCLUDED_BALANCE,
         in_ranges(gold(INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"),
         in_ranges(shaped(balances, INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"))
+    return usage_changes
+
+
+def _refresh_reconciliation_and_revenue(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog,
+                                        as_of: datetime, state: StageState, silver: dict[str, DataFrame],
+                                        changes: dict, usage_changes: DataFrame) -> None:
+    subscriptions = silver["subscriptions"]
+    dirty_subs = subscriptions.join(changes["dirty"], "subscription_key", "left_semi").localCheckpoint()
+    gold, shaped = _gold(spark, lakehouse), _shaped
 
     # Reconciliation rows are keyed by the usage hour (effective_start_time): recompute every hour whose
     # expected usage or submissions changed, or whose submissions name a new or newly deleted subscription.
