@@ -35,7 +35,7 @@ SETTINGS = parse_gold_settings({
 METERS = (("api", SimpleDimension("d", 10)), ("egress", WaterfallDimension((("t1", 5), ("t2", 5)))))
 
 
-def _usage(seq: int, key: str, meter_name: str, quantity: float, at: dt, region: str | None = None) -> dict:
+def usage_row(seq: int, key: str, meter_name: str, quantity: float, at: dt, region: str | None = None) -> dict:
     return dict(partition_id=str(seq % 2), sequence_number=seq, subscription_key=key, resource_id=key,
                 resource_uri=None, plan_id="p", meter_name=meter_name, dimension="d" if meter_name == "api" else None,
                 quantity=float(quantity), enqueued_time=at, event_timestamp=at,
@@ -53,7 +53,7 @@ def part_a() -> dict:
             if key == "s2" and at < dt(2024, 2, 1):
                 continue
             seq += 1
-            usage.append(_usage(seq, key, "api" if seq % 3 else "egress", 1 + seq % 4, at,
+            usage.append(usage_row(seq, key, "api" if seq % 3 else "egress", 1 + seq % 4, at,
                                 ("eu", "us", None)[seq % 3]))
     submissions = [
         submission(1, "Accepted", resource_id="s1", plan="p", dimension="d", hour=dt(2024, 2, 20, 9), quantity=2.0),
@@ -76,12 +76,12 @@ def part_b(a: dict) -> dict:
         subscription("s4", dt(2024, 3, 19, 8), plan="p"),
     ]
     usage = [
-        _usage(1001, "s1", "api", 7, last + timedelta(hours=1), "eu"),
-        _usage(1002, "s2", "egress", 6, last + timedelta(hours=1, minutes=5), "us"),
-        _usage(1003, "s4", "api", 12, last + timedelta(hours=3), "eu"),
+        usage_row(1001, "s1", "api", 7, last + timedelta(hours=1), "eu"),
+        usage_row(1002, "s2", "egress", 6, last + timedelta(hours=1, minutes=5), "us"),
+        usage_row(1003, "s4", "api", 12, last + timedelta(hours=3), "eu"),
         # late: enqueued in s1's previous cycle (Feb 15 - Mar 15), after other usage of that cycle
-        _usage(1004, "s1", "api", 9, dt(2024, 2, 16, 0, 30), "us"),
-        _usage(1005, "s3", "api", 2, last + timedelta(hours=1, minutes=30), None),
+        usage_row(1004, "s1", "api", 9, dt(2024, 2, 16, 0, 30), "us"),
+        usage_row(1005, "s3", "api", 2, last + timedelta(hours=1, minutes=30), None),
     ]
     submissions = [submission(5, "Accepted", resource_id="s1", plan="p", dimension="d",
                               hour=dt(2024, 2, 16, 0), quantity=5.0, enqueued=last + timedelta(hours=2))]
@@ -93,7 +93,7 @@ def part_c(b: dict) -> dict:
     """One more usage event an hour after part B: changes no top-N value of usage_by_property (unlike
     part B), and neither quarantine nor submissions."""
     last = max(u["enqueued_time"] for u in b["usage"])
-    return dict(subscriptions=b["subscriptions"], usage=[_usage(1101, "s1", "api", 1, last + timedelta(hours=1), "eu")],
+    return dict(subscriptions=b["subscriptions"], usage=[usage_row(1101, "s1", "api", 1, last + timedelta(hours=1), "eu")],
                 submissions=[], pings=[], quarantine=[])
 
 

@@ -12,16 +12,16 @@ from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from billing_helpers import subscription, subscriptions_df, usage, usage_df
-from incremental_helpers import PRICES, write_part
+from incremental_helpers import PRICES, usage_row, write_part
 from metering_analytics.billing.balances import cycle_usage
 from metering_analytics.billing.overage import usage_cycles, with_running_totals
 from metering_analytics.billing.resume import (
     CYCLE_USAGE,
     changed_cycle_usage,
+    changed_cycles,
     continued_cycle_usage,
-    event_ranges,
-    resumed_cycles,
     usage_bases,
+    usage_ranges,
     with_usage_bases,
 )
 from metering_analytics.billing.stage import GOLD_BILLING_SCHEMAS, run_billing
@@ -58,9 +58,10 @@ def test_numbering_from_the_earliest_changed_hour_equals_numbering_the_whole_his
     kept = cycle_usage(usage_cycles(usage_df(spark, old_rows), subs)).localCheckpoint()
     changed = changed_cycle_usage(usage_df(spark, new_rows).withColumn(SIGN, F.lit(1)), subs).localCheckpoint()
     no_subscriptions = subs.select("subscription_key").limit(0)
-    ranges = event_ranges(changed, subs, no_subscriptions).localCheckpoint()
-    assert ranges.where(~F.col("resumed")).isEmpty()  # only rows entered: every cycle is resumed
-    resumed = resumed_cycles(ranges, subs)
+    cycles_changed = changed_cycles(changed, subs, no_subscriptions).localCheckpoint()
+    assert cycles_changed.where(~F.col("resumed")).isEmpty()  # only rows entered: every cycle is resumed
+    ranges = usage_ranges(cycles_changed)
+    resumed = cycles_changed.select("subscription_key", "cycle_index")
     again = usage_cycles(in_ranges(everything, ranges, "subscription_key", "enqueued_time"), subs).localCheckpoint()
 
     numbered = with_running_totals(with_usage_bases(again, usage_bases(again, resumed, kept, changed)))
@@ -80,13 +81,6 @@ def test_numbering_from_the_earliest_changed_hour_equals_numbering_the_whole_his
                        cycle_usage(usage_cycles(everything, subs)).join(resumed, ["subscription_key", "cycle_index"],
                                                                         "left_semi"),
                        ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
-
-
-def _usage(sequence, key, meter_name, quantity, at):
-    return dict(partition_id=str(sequence % 2), sequence_number=sequence, subscription_key=key, resource_id=key,
-                resource_uri=None, plan_id="p", meter_name=meter_name,
-                dimension="d" if meter_name == "api" else None, quantity=float(quantity), enqueued_time=at,
-                event_timestamp=at, properties=None)
 
 
 def _part(subs, usage_rows):
@@ -111,19 +105,19 @@ def test_incremental_billing_continues_cycles_and_equals_a_full_rebuild(spark, t
         at = start + timedelta(minutes=1580 * i)
         for key in ("m", "a"):
             seq += 1
-            a_rows.append(_usage(seq, key, ("api", "egress")[seq % 2], (1.5, 0.25, 3.0)[seq % 3], at))
+            a_rows.append(usage_row(seq, key, ("api", "egress")[seq % 2], (1.5, 0.25, 3.0)[seq % 3], at))
     last = max(r["enqueued_time"] for r in a_rows)
     write_part(spark, lakehouse, _part(subs, a_rows))
     run_billing(spark, lakehouse, PRICES, as_of=last)
 
     b_rows = [
-        _usage(1001, "m", "api", 4.0, last + timedelta(minutes=5)),  # the same hour as the last event
-        _usage(1002, "m", "egress", 6.5, last + timedelta(minutes=10)),
-        _usage(1003, "a", "egress", 12.0, last + timedelta(minutes=15)),
-        _usage(1004, "a", "api", 0.75, last + timedelta(hours=2)),
-        _usage(1005, "m", "api", 2.0, dt(2024, 3, 15)),  # m's next cycle, on its first instant
-        _usage(1006, "m", "egress", 1.0, dt(2024, 1, 20, 7, 45)),  # late, in m's first cycle
-        _usage(1007, "a", "api", 5.0, dt(2024, 2, 2, 11, 5)),  # late, mid annual cycle
+        usage_row(1001, "m", "api", 4.0, last + timedelta(minutes=5)),  # the same hour as the last event
+        usage_row(1002, "m", "egress", 6.5, last + timedelta(minutes=10)),
+        usage_row(1003, "a", "egress", 12.0, last + timedelta(minutes=15)),
+        usage_row(1004, "a", "api", 0.75, last + timedelta(hours=2)),
+        usage_row(1005, "m", "api", 2.0, dt(2024, 3, 15)),  # m's next cycle, on its first instant
+        usage_row(1006, "m", "egress", 1.0, dt(2024, 1, 20, 7, 45)),  # late, in m's first cycle
+        usage_row(1007, "a", "api", 5.0, dt(2024, 2, 2, 11, 5)),  # late, mid annual cycle
     ]
     write_part(spark, lakehouse, _part(subs, b_rows))
     # a row leaving silver (a rewrite): m's Feb 15 - Mar 15 cycle is numbered from its start
@@ -133,8 +127,8 @@ def test_incremental_billing_continues_cycles_and_equals_a_full_rebuild(spark, t
     run_billing(spark, lakehouse, PRICES, as_of=dt(2024, 3, 15, 1))
     assert lakehouse.delta_table(spark, "gold", "marketplace_usage").history(1).first()["operation"] == "MERGE"
 
-    c_rows = [_usage(1101, "a", "egress", 3.5, dt(2024, 3, 15, 0, 30)),
-              _usage(1102, "m", "api", 9.5, dt(2024, 3, 15, 0, 40))]
+    c_rows = [usage_row(1101, "a", "egress", 3.5, dt(2024, 3, 15, 0, 30)),
+              usage_row(1102, "m", "api", 9.5, dt(2024, 3, 15, 0, 40))]
     write_part(spark, lakehouse, _part(subs, c_rows))
     run_billing(spark, lakehouse, PRICES, as_of=dt(2024, 3, 15, 2))
     incremental = _billing_tables(spark, lakehouse)

@@ -65,33 +65,37 @@ def changed_cycle_usage(changed_usage: DataFrame, subscriptions: DataFrame) -> D
     )
 
 
-def event_ranges(changed: DataFrame, subscriptions: DataFrame, dirty_keys: DataFrame) -> DataFrame:
-    """The ranges of usage to number again (scope_key, scope_start, scope_end, resumed): from the
-    earliest changed hour to the cycle's end for a cycle that only gained rows (resumed), the whole
-    cycle for one that lost a row; subscriptions in `dirty_keys` are left out (they are numbered whole)."""
-    per_cycle = (
-        changed.join(dirty_keys, "subscription_key", "left_anti")
-        .groupBy(*_CYCLE).agg(F.max("any_left").alias("any_left"), F.min("first_hour").alias("first_hour"))
-    )
-    subs = F.broadcast(subscriptions.select("subscription_key", "subscription_start", "renewal_months"))
-    start = cycles.cycle_start("subscription_start", "renewal_months", "cycle_index")
-    resumed = F.col("any_left") == 0
-    return per_cycle.join(subs, "subscription_key").select(
-        F.col("subscription_key").alias("scope_key"),
-        F.when(resumed, F.col("first_hour")).otherwise(start).alias("scope_start"),
-        cycles.cycle_end("subscription_start", "renewal_months", "cycle_index").alias("scope_end"),
-        resumed.alias("resumed"),
-    )
-
-
-def resumed_cycles(ranges: DataFrame, subscriptions: DataFrame) -> DataFrame:
-    """(subscription_key, cycle_index) of the resumed ranges of `event_ranges`."""
+def changed_cycles(changed: DataFrame, subscriptions: DataFrame, dirty_keys: DataFrame) -> DataFrame:
+    """Per changed cycle of a subscription not in `dirty_keys` (those are numbered whole): its bounds
+    (cycle_start, cycle_end), the earliest changed hour and whether it only gained rows (resumed)."""
     subs = F.broadcast(subscriptions.select("subscription_key", "subscription_start", "renewal_months"))
     return (
-        ranges.where("resumed").select(F.col("scope_key").alias("subscription_key"), "scope_start")
+        changed.join(dirty_keys, "subscription_key", "left_anti")
+        .groupBy(*_CYCLE).agg(F.max("any_left").alias("any_left"), F.min("first_hour").alias("first_hour"))
         .join(subs, "subscription_key")
-        .select("subscription_key",
-                cycles.cycle_index("subscription_start", "renewal_months", "scope_start").alias("cycle_index"))
+        .select(
+            *_CYCLE,
+            cycles.cycle_start("subscription_start", "renewal_months", "cycle_index").alias("cycle_start"),
+            cycles.cycle_end("subscription_start", "renewal_months", "cycle_index").alias("cycle_end"),
+            "first_hour",
+            (F.col("any_left") == 0).alias("resumed"),
+        )
+    )
+
+
+def cycle_ranges(changed_cycles_: DataFrame) -> DataFrame:
+    """The whole cycles of `changed_cycles` as scope ranges (scope_key, scope_start, scope_end)."""
+    return changed_cycles_.select(F.col("subscription_key").alias("scope_key"), F.col("cycle_start").alias("scope_start"),
+                                  F.col("cycle_end").alias("scope_end"))
+
+
+def usage_ranges(changed_cycles_: DataFrame) -> DataFrame:
+    """The usage to number again, as scope ranges: from the earliest changed hour to the cycle's end for
+    a resumed cycle, the whole cycle for one that lost a row."""
+    return changed_cycles_.select(
+        F.col("subscription_key").alias("scope_key"),
+        F.when(F.col("resumed"), F.col("first_hour")).otherwise(F.col("cycle_start")).alias("scope_start"),
+        F.col("cycle_end").alias("scope_end"),
     )
 
 

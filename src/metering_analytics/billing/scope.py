@@ -26,16 +26,6 @@ def _cycle_range(subscriptions: DataFrame, k) -> list:
     ]
 
 
-def changed_usage_cycles(changed_usage: DataFrame, subscriptions: DataFrame) -> DataFrame:
-    """The cycle of every inserted or deleted usage event (late ones included)."""
-    subs = F.broadcast(subscriptions.select("subscription_key", "subscription_start", "renewal_months"))
-    k = cycles.cycle_index("subscription_start", "renewal_months", "enqueued_time")
-    return (
-        changed_usage.select("subscription_key", "enqueued_time").join(subs, "subscription_key")
-        .select(*_cycle_range(subscriptions, k)).distinct()
-    )
-
-
 def _active(at) -> F.Column:
     return (F.col("subscription_start") <= at) & (F.col("deleted_at").isNull() | (F.col("deleted_at") > at))
 

@@ -25,15 +25,15 @@ from metering_analytics.billing.resume import (
     CYCLE_USAGE,
     CYCLE_USAGE_SCHEMA,
     changed_cycle_usage,
+    changed_cycles,
     continued_cycle_usage,
-    event_ranges,
-    resumed_cycles,
+    cycle_ranges,
     usage_bases,
+    usage_ranges,
     with_usage_bases,
 )
 from metering_analytics.billing.revenue import REVENUE_DAILY_SCHEMA, revenue_daily
 from metering_analytics.billing.scope import (
-    changed_usage_cycles,
     clock_cycles,
     revenue_days,
     whole_subscriptions,
@@ -205,15 +205,13 @@ def _refresh_usage_and_balances(spark: SparkSession, lakehouse: Lakehouse, as_of
     # Usage to number again (see billing.resume): each changed cycle from its earliest changed hour when
     # it only gained rows, else whole; new and newly deleted subscriptions whole.
     changed = changed_cycle_usage(changes["usage"], subscriptions).localCheckpoint()
-    ranges = union_all([
-        event_ranges(changed, subscriptions, dirty),
-        whole_subscriptions(dirty).withColumn("resumed", F.lit(False)),
-    ]).localCheckpoint()
-    resumed = resumed_cycles(ranges, subscriptions).localCheckpoint()
-    changed_cycles = changed.join(dirty, "subscription_key", "left_anti").select("subscription_key", "cycle_index")
+    cycles_changed = changed_cycles(changed, subscriptions, dirty).localCheckpoint()
+    ranges = union_all([usage_ranges(cycles_changed), whole_subscriptions(dirty)])
+    resumed = cycles_changed.where("resumed").select("subscription_key", "cycle_index")
     kept = gold(CYCLE_USAGE)
     kept_before = (
-        kept.join(changed_cycles.distinct(), ["subscription_key", "cycle_index"], "left_semi")
+        kept.join(cycles_changed.select("subscription_key", "cycle_index"), ["subscription_key", "cycle_index"],
+                  "left_semi")
         .unionByName(kept.join(dirty, "subscription_key", "left_semi"))
     ).localCheckpoint()
     event_cycles = usage_cycles(in_ranges(silver["usage_events"], ranges, "subscription_key", "enqueued_time"),
@@ -231,7 +229,7 @@ def _refresh_usage_and_balances(spark: SparkSession, lakehouse: Lakehouse, as_of
     # Balances are per cycle: every changed cycle, the cycles whose "current" mark the move of the clock
     # changes, and new or newly deleted subscriptions whole, from the kept usage just updated.
     balance_scope = union_all([
-        changed_usage_cycles(changes["usage"], subscriptions),
+        cycle_ranges(cycles_changed),
         clock_cycles(subscriptions, state.as_of, as_of),
         whole_subscriptions(dirty),
     ]).distinct().localCheckpoint()
