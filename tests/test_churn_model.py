@@ -2,6 +2,7 @@
 against the recency-only baseline on a hand-made population."""
 from __future__ import annotations
 
+import math
 import random
 from datetime import date, datetime, timedelta
 
@@ -11,7 +12,9 @@ from pyspark.sql import functions as F
 from churn_helpers import consumption_df, day_rows, days_between, monthly_subscriptions, no_reconciliation, \
     two_meter_plan
 from metering_analytics.io.lakehouse import Lakehouse
+from metering_analytics.models.churn.heuristic import COMPONENTS
 from metering_analytics.models.churn.labels import labelled_dates, time_split, with_labels
+from metering_analytics.models.churn.model import FEATURE_COLUMNS, fit_model
 from metering_analytics.models.churn.settings import ChurnSettings, parse_churn_settings
 from metering_analytics.models.churn.stage import run_churn
 from metering_analytics.config import ConfigError
@@ -124,3 +127,23 @@ def test_churn_stage_beats_the_recency_baseline(spark, tmp_path):
     assert risk.where((F.col("churn_risk") < 0) | (F.col("churn_risk") > 1)).count() == 0
     assert {r[0] for r in risk.select("risk_band").distinct().collect()} <= {"low", "medium", "high"}
     assert risk.where(F.col("features_as_of_date") != F.lit(CLOCK.date())).count() == 0
+
+
+def test_model_scores_are_probabilities_despite_the_class_weights(spark):
+    """Churners are weighted up to balance the classes while fitting; the corrected intercept brings the
+    scores back to the real share of churners, so the bands mean the same for the model as for a rate."""
+    rng = random.Random(3)
+    rows = []
+    for i in range(3000):
+        components = [rng.random() for _ in FEATURE_COLUMNS]
+        true_logit = -4.0 + 3.0 * components[0]  # about 4% churn, more with the first component
+        churned = 1.0 if rng.random() < 1 / (1 + math.exp(-true_logit)) else 0.0
+        rows.append((f"s{i}", churned, *components))
+    training = spark.createDataFrame(rows, ["subscription_key", "churned", *FEATURE_COLUMNS])
+
+    model = fit_model(training, reg_param=0.0, max_iter=100)
+
+    share = sum(r[1] for r in rows) / len(rows)
+    mean_score = training.select(F.avg(model.score())).first()[0]
+    assert abs(mean_score - share) < 0.01, (mean_score, share)
+    assert model.coefficients[COMPONENTS[0]] == pytest.approx(3.0, abs=1.0)

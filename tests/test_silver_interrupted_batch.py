@@ -106,4 +106,4 @@ def test_a_batch_stopped_after_any_write_is_finished_by_its_replay(spark, tmp_pa
                 assert "stopped after write" in str(exc), exc
         run_silver(spark, config)
         assert verdicts(spark, config.lakehouse) == expected, f"stopped after write {k}: {done}"
-    assert k > 3  # the move took several writes, and each was a stopping point
+    assert k > 2  # the move took two writes (into the new table, out of the old), each a stopping point

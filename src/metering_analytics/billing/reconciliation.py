@@ -87,6 +87,11 @@ def attribute_to_subscriptions(refs: DataFrame, subscriptions: DataFrame, row_ke
     return refs.join(matched, row_key, "left")
 
 
+def billed_hour() -> Column:
+    """The usage hour a submission bills (a Duplicate's accepted message's hour)."""
+    return _billed_field("effective_start_time")
+
+
 def billed_requests(submissions: DataFrame) -> DataFrame:
     """Each submission with the request fields that count (a Duplicate's accepted message)."""
     return submissions.select(

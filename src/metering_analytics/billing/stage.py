@@ -20,7 +20,12 @@ from metering_analytics.billing.balances import INCLUDED_BALANCE_SCHEMA, balance
 from metering_analytics.billing.marketplace import MARKETPLACE_USAGE_SCHEMA, marketplace_usage
 from metering_analytics.billing.overage import event_overage, usage_cycles
 from metering_analytics.billing.prices import PriceCatalog, require_prices_for_silver
-from metering_analytics.billing.reconciliation import RECONCILIATION_SCHEMA, billed_requests, billing_reconciliation
+from metering_analytics.billing.reconciliation import (
+    RECONCILIATION_SCHEMA,
+    billed_hour,
+    billed_requests,
+    billing_reconciliation,
+)
 from metering_analytics.billing.resume import (
     CYCLE_USAGE,
     CYCLE_USAGE_SCHEMA,
@@ -43,12 +48,15 @@ from metering_analytics.incremental.changes import (
     changed_rows,
     in_ranges,
     in_values,
+    literal_bounds,
     replace_rows,
     union_all,
+    value_bounds,
+    within,
 )
 from metering_analytics.incremental.state import StageState, clear_state, load_state, save_state, settings_hash
 from metering_analytics.incremental.subscriptions import subscription_changes_since
-from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
+from metering_analytics.io.lakehouse import CHANGE_FEED, DELETION_VECTORS, Lakehouse, with_columns_of
 from metering_analytics.schemas import (
     SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
     SILVER_PLAN_DIMENSIONS_SCHEMA,
@@ -66,10 +74,17 @@ GOLD_BILLING_SCHEMAS = {
     BILLING_RECONCILIATION: RECONCILIATION_SCHEMA,
     REVENUE_DAILY: REVENUE_DAILY_SCHEMA,
 }
+# Each table's time: its files are written in this order and every refresh replaces a range of it.
+TIME_COLUMNS = {
+    MARKETPLACE_USAGE: "effective_start_time",
+    INCLUDED_BALANCE: "cycle_start",
+    BILLING_RECONCILIATION: "effective_start_time",
+    REVENUE_DAILY: "day",
+}
 
 STAGE = "billing"
 # Raise when a change of the billing code must rebuild the tables it wrote before.
-CODE_VERSION = 2
+CODE_VERSION = 3
 _SILVER = {
     "subscriptions": SILVER_SUBSCRIPTIONS_SCHEMA,
     "plan_dimensions": SILVER_PLAN_DIMENSIONS_SCHEMA,
@@ -157,9 +172,10 @@ def _rebuild(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as
     write(BILLING_RECONCILIATION, billing_reconciliation(expected, silver["marketplace_submissions"], subscriptions))
     reconciliation = lakehouse.read(spark, "gold", BILLING_RECONCILIATION)
     write(REVENUE_DAILY, revenue_daily(subscriptions, reconciliation, prices, as_of))
-    # The gold stage reads what changed in these tables since its last run.
+    # The gold stage reads what changed in these tables since its last run; refreshes delete few rows.
     for table in GOLD_BILLING_SCHEMAS:
-        lakehouse.enable_change_feed(spark, "gold", table)
+        lakehouse.switch_on(spark, "gold", table, CHANGE_FEED, DELETION_VECTORS)
+    lakehouse.switch_on(spark, "gold", CYCLE_USAGE, DELETION_VECTORS)
 
 
 def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageState, versions: dict,
@@ -220,7 +236,8 @@ def _refresh_usage_and_balances(spark: SparkSession, lakehouse: Lakehouse, as_of
     usage_changes = replace_rows(
         lakehouse, "gold", MARKETPLACE_USAGE,
         in_ranges(gold(MARKETPLACE_USAGE), ranges, "subscription_key", "effective_start_time"),
-        shaped(marketplace_usage(event_overage(numbered, plan_dimensions), subscriptions), MARKETPLACE_USAGE))
+        shaped(marketplace_usage(event_overage(numbered, plan_dimensions), subscriptions), MARKETPLACE_USAGE),
+        bound=TIME_COLUMNS[MARKETPLACE_USAGE])
 
     recounted = cycle_usage(event_cycles.join(resumed, ["subscription_key", "cycle_index"], "left_anti"))
     replace_rows(lakehouse, "gold", CYCLE_USAGE, kept_before,
@@ -237,7 +254,8 @@ def _refresh_usage_and_balances(spark: SparkSession, lakehouse: Lakehouse, as_of
     replace_rows(
         lakehouse, "gold", INCLUDED_BALANCE,
         in_ranges(gold(INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"),
-        in_ranges(shaped(balances, INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"))
+        in_ranges(shaped(balances, INCLUDED_BALANCE), balance_scope, "subscription_key", "cycle_start"),
+        bound=TIME_COLUMNS[INCLUDED_BALANCE])
     return usage_changes
 
 
@@ -250,33 +268,52 @@ def _refresh_reconciliation_and_revenue(spark: SparkSession, lakehouse: Lakehous
 
     # Reconciliation rows are keyed by the usage hour (effective_start_time): recompute every hour whose
     # expected usage or submissions changed, or whose submissions name a new or newly deleted subscription.
-    requests = billed_requests(silver["marketplace_submissions"])
-    ids = dirty_subs.select(F.col("resource_id").alias("_id"), F.col("resource_uri").alias("_uri"))
-    naming_dirty = requests.join(F.broadcast(ids), (F.col("resource_id") == F.col("_id"))
-                                 | (F.col("resource_uri") == F.col("_uri")), "left_semi")
-    hours = union_all([
+    changed_hours = [
         usage_changes.select(F.col("effective_start_time").alias("value")),
         billed_requests(changes["submissions"]).select(F.col("effective_start_time").alias("value")),
-        naming_dirty.select(F.col("effective_start_time").alias("value")),
-    ]).distinct().localCheckpoint()
-    positions = in_values(requests, hours, "effective_start_time").select("partition_id", "sequence_number")
-    submissions = silver["marketplace_submissions"].join(positions, ["partition_id", "sequence_number"], "left_semi")
+    ]
+    if not dirty_subs.isEmpty():
+        ids = dirty_subs.select(F.col("resource_id").alias("_id"), F.col("resource_uri").alias("_uri"))
+        naming_dirty = billed_requests(silver["marketplace_submissions"]).join(
+            F.broadcast(ids), (F.col("resource_id") == F.col("_id")) | (F.col("resource_uri") == F.col("_uri")),
+            "left_semi")
+        changed_hours.append(naming_dirty.select(F.col("effective_start_time").alias("value")))
+    hours = union_all(changed_hours).distinct().localCheckpoint()
     reconciliation_changes = replace_rows(
-        lakehouse, "gold", BILLING_RECONCILIATION,
-        in_values(gold(BILLING_RECONCILIATION), hours, "effective_start_time"),
-        shaped(billing_reconciliation(in_values(gold(MARKETPLACE_USAGE), hours, "effective_start_time"),
-                                      submissions, subscriptions), BILLING_RECONCILIATION))
+        lakehouse, "gold", BILLING_RECONCILIATION, _in_hours(gold(BILLING_RECONCILIATION), hours),
+        shaped(billing_reconciliation(_in_hours(gold(MARKETPLACE_USAGE), hours),
+                                      _submissions_in_hours(silver["marketplace_submissions"], hours),
+                                      subscriptions), BILLING_RECONCILIATION),
+        bound=TIME_COLUMNS[BILLING_RECONCILIATION])
 
     days = revenue_days(reconciliation_changes.select(F.col("effective_start_time").alias("value")),
                         dirty_subs, state.as_of, as_of).localCheckpoint()
-    reconciliation = in_values(gold(BILLING_RECONCILIATION), days, F.to_date("effective_start_time"))
+    reconciliation = in_values(value_bounds(gold(BILLING_RECONCILIATION), days, "effective_start_time", width="1 DAY"),
+                               days, F.to_date("effective_start_time"))
     replace_rows(
         lakehouse, "gold", REVENUE_DAILY,
         in_values(gold(REVENUE_DAILY), days, "day"),
-        in_values(shaped(revenue_daily(subscriptions, reconciliation, prices, as_of), REVENUE_DAILY), days, "day"))
+        in_values(shaped(revenue_daily(subscriptions, reconciliation, prices, as_of), REVENUE_DAILY), days, "day"),
+        bound=TIME_COLUMNS[REVENUE_DAILY])
+
+
+def _in_hours(df: DataFrame, hours: DataFrame) -> DataFrame:
+    """Rows whose effective_start_time is one of `hours`; the literal bounds first let Delta skip the
+    files outside them (the tables are written in time order)."""
+    return in_values(value_bounds(df, hours, "effective_start_time"), hours, "effective_start_time")
+
+
+def _submissions_in_hours(submissions: DataFrame, hours: DataFrame) -> DataFrame:
+    """Submissions billed for one of `hours`: a Duplicate bills the hour of its accepted message."""
+    limits = literal_bounds(hours)
+    if limits is not None:
+        submissions = submissions.where(within("effective_start_time", limits)
+                                        | within("accepted_effective_start_time", limits))
+    return in_values(submissions, hours, billed_hour())
 
 
 def _writer(lakehouse: Lakehouse):
     def write(table: str, df) -> None:
-        lakehouse.overwrite(with_columns_of(df, GOLD_BILLING_SCHEMAS[table]), "gold", table)
+        lakehouse.overwrite(with_columns_of(df, GOLD_BILLING_SCHEMAS[table]), "gold", table,
+                            sort_by=TIME_COLUMNS[table])
     return write

@@ -49,12 +49,15 @@ def changed_rows(spark: SparkSession, lakehouse: Lakehouse, layer: str, table: s
         raise ChangesUnavailable(f"{layer}.{table}: {error}".splitlines()[0]) from error
 
 
-def replace_rows(lakehouse: Lakehouse, layer: str, table: str, old: DataFrame, new: DataFrame) -> DataFrame:
+def replace_rows(lakehouse: Lakehouse, layer: str, table: str, old: DataFrame, new: DataFrame,
+                 bound: str | None = None) -> DataFrame:
     """Make a table's rows `old` (its current rows in a recomputed slice) become `new` (that slice
     recomputed), in one MERGE that deletes and inserts only the rows that differ. Unchanged slices
     write nothing. Returns the rows that left or entered the table (column `_op`: delete | insert).
 
-    Rows are compared whole (null-safe), so no key is needed; gold rows are unique.
+    Rows are compared whole (null-safe), so no key is needed; gold rows are unique. `bound` names a
+    column (the table's time, which its files are sorted by): the MERGE then reads only the files
+    whose values lie within the changed rows' range. Exact, since a row deleted equals a changed row.
     """
     columns = new.columns
     # One aggregation over both sides (a row only in old sums to -1, only in new to +1) rather than two
@@ -68,9 +71,13 @@ def replace_rows(lakehouse: Lakehouse, layer: str, table: str, old: DataFrame, n
     if changes.isEmpty():
         return changes
     same_row = " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in columns)
+    condition = F.expr(f"s._op = 'delete' AND {same_row}")
+    limits = literal_bounds(changes, bound) if bound is not None else None
+    if limits is not None:
+        condition = condition & within(f"t.`{bound}`", limits)
     (
         lakehouse.delta_table(new.sparkSession, layer, table).alias("t")
-        .merge(changes.alias("s"), f"s._op = 'delete' AND {same_row}")
+        .merge(changes.alias("s"), condition)
         .whenMatchedDelete()
         .whenNotMatchedInsert(condition="s._op = 'insert'", values={f"`{c}`": f"s.`{c}`" for c in columns})
         .execute()
@@ -110,17 +117,29 @@ def in_values(df: DataFrame, values: DataFrame, column: Column | str, value: str
     return tagged.join(v, tagged["_scope_probe"].eqNullSafe(v["_scope_value"]), "left_semi").drop("_scope_probe")
 
 
+def literal_bounds(values: DataFrame, value: str = "value") -> tuple | None:
+    """(min, max) of `values`' column `value`; None when there are none or one is null (unbounded).
+    Delta skips files on comparisons with literals, not on joins: these bounds become literals."""
+    row = values.agg(F.min(value).alias("lo"), F.max(value).alias("hi"),
+                     F.count(F.when(F.col(value).isNull(), 1)).alias("nulls")).first()
+    if row["nulls"] or row["lo"] is None:
+        return None
+    return row["lo"], row["hi"]
+
+
+def within(column: str, bounds: tuple, width: str | None = None) -> Column:
+    """`column` in [lo, hi], or in [lo, hi + width) when the bounds are periods of that width."""
+    lo, hi = bounds
+    upper = F.col(column) < (F.lit(hi) + F.expr(f"INTERVAL {width}")) if width else F.col(column) <= F.lit(hi)
+    return (F.col(column) >= F.lit(lo)) & upper
+
+
 def value_bounds(df: DataFrame, values: DataFrame, column: str, value: str = "value",
                  width: str | None = None) -> DataFrame:
     """`df` with a literal [min, max (+ width)] bound on `column` from `values`, for file skipping only
     (the exact filter is `in_values`); unchanged when a value is null or there are none."""
-    row = values.agg(F.min(value).alias("lo"), F.max(value).alias("hi"),
-                     F.count(F.when(F.col(value).isNull(), 1)).alias("nulls")).first()
-    if row["nulls"] or row["lo"] is None:
-        return df
-    hi = F.lit(row["hi"])
-    upper = F.col(column) < (hi + F.expr(f"INTERVAL {width}")) if width else F.col(column) <= hi
-    return df.where((F.col(column) >= F.lit(row["lo"])) & upper)
+    bounds = literal_bounds(values, value)
+    return df if bounds is None else df.where(within(column, bounds, width))
 
 
 def union_all(frames: Sequence[DataFrame]) -> DataFrame:

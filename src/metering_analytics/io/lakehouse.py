@@ -16,6 +16,10 @@ from pyspark.sql.types import StructType
 
 LAYERS = ("bronze", "silver", "gold")
 CHANGE_FEED = "delta.enableChangeDataFeed"
+# A MERGE that deletes a few rows marks them in a deletion vector instead of rewriting their files.
+DELETION_VECTORS = "delta.enableDeletionVectors"
+# Rows per file of a table written in time order: a small time slice then touches few, small files.
+SORTED_FILE_ROWS = 100_000
 # (Spark application, table name) -> folder it is registered on, locally.
 _REGISTERED: dict[tuple[str, str], str] = {}
 
@@ -119,15 +123,30 @@ class Lakehouse:
 
     def enable_change_feed(self, spark: SparkSession, layer: str, table: str) -> None:
         """Switch on the table's Change Data Feed if it is off (one metadata commit, once)."""
-        properties = self.delta_table(spark, layer, table).detail().select("properties").first()[0] or {}
-        if properties.get(CHANGE_FEED) == "true":
+        self.switch_on(spark, layer, table, CHANGE_FEED)
+
+    def switch_on(self, spark: SparkSession, layer: str, table: str, *properties: str) -> None:
+        """Set boolean table properties to true where they are not (one metadata commit, once)."""
+        current = self.delta_table(spark, layer, table).detail().select("properties").first()[0] or {}
+        missing = [p for p in properties if current.get(p) != "true"]
+        if not missing:
             return
         target = f"delta.`{self.path(layer, table)}`" if self.is_local else self.table_name(layer, table)
-        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
+        settings = ", ".join(f"'{p}' = 'true'" for p in missing)
+        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({settings})")
 
-    def overwrite(self, df: DataFrame, layer: str, table: str, partition_by: Sequence[str] = ()) -> None:
-        """Replace a table's content atomically (one Delta commit); schema changes are allowed."""
+    def overwrite(self, df: DataFrame, layer: str, table: str, partition_by: Sequence[str] = (),
+                  sort_by: str | None = None) -> None:
+        """Replace a table's content atomically (one Delta commit); schema changes are allowed.
+
+        `sort_by`: write the rows in that column's order, SORTED_FILE_ROWS per file, so a filter on a
+        range of it (an incremental refresh of recent hours) reads and rewrites only the files of that
+        range (Delta's per-file min/max statistics)."""
+        if sort_by is not None:
+            df = df.repartitionByRange(F.col(sort_by)).sortWithinPartitions(sort_by)
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if sort_by is not None:
+            writer = writer.option("maxRecordsPerFile", SORTED_FILE_ROWS)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         self._save(writer, layer, table)

@@ -166,8 +166,10 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     # (rare) usage that a late deletion invalidates.
     waiting = lakehouse.read(spark, "silver", "quarantine").where(
         (F.col("reason") == "unknown_subscription") & (F.col("message_type") == "UsageReported")
-    ).select(*KEY, "enqueued_time", "body", "properties", "source_file")
+    ).select(*KEY, "enqueued_time", "body", "properties", "source_file",
+             F.col("reason").alias("_was_reason"), F.col("detail").alias("_was_detail"))
     deleted_keys = [r["subscription_key"] for r in newly_deleted.collect()]  # a handful per batch
+    stale = None
     if deleted_keys:
         stale = (
             lakehouse.read(spark, "silver", "usage_events")
@@ -177,25 +179,43 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
             .select(*KEY)
             .localCheckpoint()
         )
-    if deleted_keys and not stale.isEmpty():
+        if stale.isEmpty():
+            stale = None
+    if stale is not None:
         waiting = waiting.unionByName(
             lakehouse.read(spark, "bronze", "events").join(F.broadcast(stale), list(KEY), "left_semi")
-            .select(*KEY, "enqueued_time", "body", "properties", "source_file"))
+            .select(*KEY, "enqueued_time", "body", "properties", "source_file",
+                    F.lit(None).cast("string").alias("_was_reason"), F.lit(None).cast("string").alias("_was_detail")))
     bronze_like = waiting.withColumn("enqueued_time_raw", F.lit(None).cast("string")).localCheckpoint()
     if bronze_like.isEmpty():
         return
     bounds = sequence_bounds(bronze_like)
-    usage = facts.usage_candidates(decode_messages(bronze_like))
+    usage = facts.usage_candidates(decode_messages(bronze_like.drop("_was_reason", "_was_detail")))
     valid, rejected = resolve_usage(usage, subs, dimensions)
     valid = valid.localCheckpoint()
-    rejected = rejected.localCheckpoint()
+    # Most of the waiting usage is still waiting: only the verdicts that changed are written.
+    was = bronze_like.select(*[F.col(c).alias(f"_was_{c}") for c in (*KEY, "source_file")], "_was_reason",
+                             "_was_detail")
+    unchanged = [F.col(c).eqNullSafe(F.col(f"_was_{c}")) for c in (*KEY, "source_file", "reason", "detail")]
+    changed = rejected.join(was, _all(unchanged), "left_anti").localCheckpoint()
     # Each record is written to its new table before it leaves the old one: a crash in between leaves
     # it in both, and the replayed batch finds it again (still quarantined, or still in usage_events)
     # and finishes the move. Deleting first would lose it.
-    _merge_new(lakehouse, valid, "usage_events", bounds)
-    _merge_quarantine(lakehouse, facts.quarantine_rows(rejected), bounds)
-    _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY), bounds)
-    _delete_keys(lakehouse, spark, "usage_events", rejected.select(*KEY), bounds)
+    if not valid.isEmpty():
+        _merge_new(lakehouse, valid, "usage_events", bounds)
+        _delete_keys(lakehouse, spark, "quarantine", valid.select(*KEY), bounds)
+    if not changed.isEmpty():
+        _merge_quarantine(lakehouse, facts.quarantine_rows(changed), bounds)
+    if stale is not None:  # usage after a deletion, now in quarantine, leaves usage_events
+        _delete_keys(lakehouse, spark, "usage_events", rejected.join(stale, list(KEY), "left_semi").select(*KEY),
+                     bounds)
+
+
+def _all(conditions: list[Column]) -> Column:
+    out = conditions[0]
+    for condition in conditions[1:]:
+        out = out & condition
+    return out
 
 
 def _bounds(ranges: list[dict]) -> str | None:

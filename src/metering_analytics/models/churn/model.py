@@ -5,8 +5,10 @@ year of an ISV's subscriptions), the components already encode the shape of a fa
 linear model's weight per component turns directly into drivers an account executive can read. It is
 deterministic (L-BFGS on the same rows gives the same weights), and trains in seconds.
 
-Churners are rare, so rows are weighted to balance the classes: `churn_risk` from the model is then a
-ranking score in [0, 1] (0.5 = as risky as the typical churner), not a calibrated probability.
+Churners are rare, so rows are weighted to balance the classes while fitting (otherwise the fit all but
+ignores them). Weighting churners by w multiplies the fitted odds by w, so the intercept is corrected by
+-log(w) afterwards (prior correction): `churn_risk` from the model is the estimated probability that the
+subscription churns within the horizon, on the same scale as the risk bands.
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ class FittedModel:
 
 
 def fit_model(training: DataFrame, reg_param: float, max_iter: int) -> FittedModel:
-    """Fit on rows with `churned` (0/1) and the component columns; classes weighted to balance."""
+    """Fit on rows with `churned` (0/1) and the component columns; classes weighted to balance, the
+    intercept then corrected so that scores are probabilities again."""
     counts = training.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum("churned").alias("positives"),
@@ -63,7 +66,8 @@ def fit_model(training: DataFrame, reg_param: float, max_iter: int) -> FittedMod
     fitted = lr.fit(assembled)
     coefficients = {name: float(w) for name, w in zip(COMPONENTS, fitted.coefficients.toArray())}
     means = {name: float(counts[f"c_{name}"] or 0.0) for name in COMPONENTS}
-    return FittedModel(float(fitted.intercept), coefficients, means, rows, counts["churners"])
+    intercept = float(fitted.intercept) - math.log(positive_weight)  # back to the real share of churners
+    return FittedModel(intercept, coefficients, means, rows, counts["churners"])
 
 
 # -- evaluation ---------------------------------------------------------------------------------------
