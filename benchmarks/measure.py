@@ -9,33 +9,50 @@ from pathlib import Path
 
 
 class PeakMemory:
-    """Peak resident memory of this process and all its children (the Spark JVM), sampled."""
+    """Peak resident memory of this process and all its children (the Spark JVM and Spark's Python
+    workers), sampled; also per period (`take`), with the Python workers' share apart."""
 
     def __init__(self, interval: float = 0.5):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._period_peak, self._period_workers = 0, 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _tree_rss(self) -> int:
-        pids, total = {os.getpid()}, 0
+    def _tree_rss(self) -> tuple[int, int]:
+        """(RSS of the whole tree, RSS of its Python processes other than this one). Process ids wrap
+        around, so a child can have a lower id than its parent: the tree is walked from the parents."""
+        children: dict[int, list[int]] = {}
+        info: dict[int, tuple[str, int]] = {}
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
                 fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
             except OSError:
                 continue
-            if int(fields.get("PPid", "0").strip()) in pids or int(status.parent.name) in pids:
-                pids.add(int(status.parent.name))
-        for pid in pids:
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-        return total
+            pid = int(status.parent.name)
+            rss = int(fields["VmRSS"].split()[0]) * 1024 if "VmRSS" in fields else 0
+            info[pid] = (fields.get("Name", "").strip(), rss)
+            children.setdefault(int(fields.get("PPid", "0").strip()), []).append(pid)
+        me = os.getpid()
+        total = workers = 0
+        stack = [me]
+        while stack:
+            pid = stack.pop()
+            name, rss = info.get(pid, ("", 0))
+            total += rss
+            workers += rss if pid != me and name.startswith("python") else 0
+            stack.extend(children.get(pid, []))
+        return total, workers
+
+    def take(self) -> tuple[int, int]:
+        """(peak of the tree, peak of the Python workers) since the last take, and start a new period."""
+        taken = self._period_peak, self._period_workers
+        self._period_peak, self._period_workers = 0, 0
+        return taken
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
+            total, workers = self._tree_rss()
+            self.peak = max(self.peak, total)
+            self._period_peak, self._period_workers = max(self._period_peak, total), max(self._period_workers, workers)
             self._stop.wait(self.interval)
 
     def __enter__(self):

@@ -65,11 +65,21 @@ def put_back(moved: list[tuple[Path, Path]]) -> None:
 def _timed_run(spark, config, stages):
     from metering_analytics.pipeline import run_pipeline
 
+    stage_peaks = {}
+
+    def progress(line: str) -> None:
+        print("   ", line, flush=True)
+        if line.startswith("[") and "] " in line:  # "[stage] running ..." / "[stage] done in ..."
+            total, workers = memory.take()
+            if "] done in" in line:
+                stage_peaks[line[1:line.index("]")]] = [round(total / 2**30, 2), round(workers / 2**30, 2)]
+
     with PeakMemory() as memory:
         started = time.perf_counter()
-        report = run_pipeline(spark, config, progress=lambda line: print("   ", line, flush=True), stages=stages)
+        report = run_pipeline(spark, config, progress=progress, stages=stages)
         seconds = time.perf_counter() - started
-    return report, seconds, memory.peak
+    # stage_peaks: {stage: [GiB of the process tree, GiB of Spark's Python workers]}
+    return report, seconds, memory.peak, stage_peaks
 
 
 def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str] | None, jvm_run: int = 1,
@@ -97,7 +107,7 @@ def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str
     spark = get_spark(warehouse_dir=lakehouse / "_warehouse")
     moved = hold_back(data / "capture", held_back_percent, aside) if held_back_percent else []
     try:
-        report, total_s, peak = _timed_run(spark, config, stages)
+        report, total_s, peak, stage_peaks = _timed_run(spark, config, stages)
         incremental = None
         if moved:
             put_back(moved)
@@ -105,7 +115,7 @@ def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str
             if profile:  # every Spark action of the incremental run, by call site
                 from incremental_profile import instrument
                 instrument(spark)
-            again, again_s, again_peak = _timed_run(spark, config, hourly)
+            again, again_s, again_peak, again_stage_peaks = _timed_run(spark, config, hourly)
             if profile:
                 from incremental_profile import report as print_profile
                 print_profile(again_s)
@@ -118,6 +128,7 @@ def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str
                 "full_same_stages_s": round(full_hourly_s, 1),
                 "share_of_full": round(again_s / full_hourly_s, 3),
                 "peak_memory_gib": round(again_peak / 2**30, 2),
+                "stage_peak_memory_gib": again_stage_peaks,
             }
     finally:
         put_back(moved)
@@ -134,6 +145,7 @@ def run_size(events: int, workdir: Path, days: int, keep: bool, stages: list[str
         "pipeline_s": round(total_s, 1),
         "events_per_s": round(records / total_s),
         "peak_memory_gib": round(peak / 2**30, 2),
+        "stage_peak_memory_gib": stage_peaks,  # [process tree, Spark's Python workers]
         # 1: the first run in a fresh JVM (a scheduled job's case: classes loaded, code compiled as it
         # goes); 2+: the same run again in the same JVM, on a fresh lakehouse (steady state).
         "jvm_run": jvm_run,

@@ -122,23 +122,8 @@ _SILVER = {
 }
 STAGE = "gold"
 # Raise when a change of the gold code must rebuild the tables it wrote before.
-# 2: gold.incremental_property_totals. 3: time-grained tables written in time order.
-CODE_VERSION = 3
-# The time of each table whose periods a refresh replaces: its files are written in that order, so
-# replacing recent periods rewrites only the recent files.
-PERIOD_COLUMNS = {
-    "cs_consumption_hourly": "hour",
-    "cs_consumption_daily": "day",
-    "sales_usage_by_product_hourly": "hour",
-    "sales_usage_by_product_daily": "day",
-    "ops_event_totals_hourly": "hour",
-    "ops_event_totals_daily": "day",
-    "ops_events_by_subscription_daily": "day",
-    "ops_usage_by_subscription_type_daily": "day",
-    "ops_throughput": "period_start",
-    "ops_submission_health_daily": "day",
-    "usage_by_property": "day",
-}
+# 2: gold.incremental_property_totals.
+CODE_VERSION = 2
 # Per property key and value over the whole history: the top-N ranking of usage_by_property.
 PROPERTY_TOTALS = "incremental_property_totals"
 # Sources whose change feed the incremental run reads (the subscriptions are compared whole).
@@ -539,5 +524,5 @@ def _writer(lakehouse: Lakehouse, docs: Mapping[str, TableDoc]) -> Callable[[str
     def write(table: str, df: DataFrame) -> None:
         # The column comments travel in the schema: the write stores them, no extra commit.
         shaped = documented(with_columns_of(df, GOLD_PERSONA_SCHEMAS[table]), docs.get(f"gold.{table}"))
-        lakehouse.overwrite(shaped, "gold", table, sort_by=PERIOD_COLUMNS.get(table))
+        lakehouse.overwrite(shaped, "gold", table)
     return write
