@@ -16,8 +16,6 @@ from pyspark.sql.types import StructType
 
 LAYERS = ("bronze", "silver", "gold")
 CHANGE_FEED = "delta.enableChangeDataFeed"
-# A MERGE that deletes a few rows marks them in a deletion vector instead of rewriting their files.
-DELETION_VECTORS = "delta.enableDeletionVectors"
 # Rows per file of a table written in time order: a small time slice then touches few, small files.
 SORTED_FILE_ROWS = 100_000
 # (Spark application, table name) -> folder it is registered on, locally.
