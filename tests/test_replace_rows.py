@@ -7,12 +7,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from chispa import assert_df_equality
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from metering_analytics.incremental.changes import replace_rows
 from metering_analytics.io import lakehouse as lakehouse_module
-from metering_analytics.io.lakehouse import CHANGE_FEED, Lakehouse
+from metering_analytics.io.lakehouse import Lakehouse
 
 SCHEMA = "subscription_key string, effective_start_time timestamp, quantity double"
 START = datetime(2026, 1, 1)
@@ -26,7 +25,7 @@ def _sorted_table(spark, tmp_path, monkeypatch, rows):
     monkeypatch.setattr(lakehouse_module, "SORTED_FILE_ROWS", 10)
     lakehouse = Lakehouse(root=str(tmp_path / "lakehouse"))
     lakehouse.overwrite(spark.createDataFrame(rows, SCHEMA), "gold", "usage", sort_by="effective_start_time")
-    lakehouse.switch_on(spark, "gold", "usage", CHANGE_FEED)
+    lakehouse.enable_change_feed(spark, "gold", "usage")
     return lakehouse
 
 

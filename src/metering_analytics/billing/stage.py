@@ -56,7 +56,7 @@ from metering_analytics.incremental.changes import (
 )
 from metering_analytics.incremental.state import StageState, clear_state, load_state, save_state, settings_hash
 from metering_analytics.incremental.subscriptions import subscription_changes_since
-from metering_analytics.io.lakehouse import CHANGE_FEED, Lakehouse, with_columns_of
+from metering_analytics.io.lakehouse import Lakehouse, with_columns_of
 from metering_analytics.schemas import (
     SILVER_MARKETPLACE_SUBMISSIONS_SCHEMA,
     SILVER_PLAN_DIMENSIONS_SCHEMA,
@@ -175,7 +175,7 @@ def _rebuild(spark: SparkSession, lakehouse: Lakehouse, prices: PriceCatalog, as
     # The gold stage reads what changed in these tables since its last run. No deletion vectors: other
     # Delta readers (delta-rs) cannot read tables that have them.
     for table in GOLD_BILLING_SCHEMAS:
-        lakehouse.switch_on(spark, "gold", table, CHANGE_FEED)
+        lakehouse.enable_change_feed(spark, "gold", table)
 
 
 def _billing_changes(spark: SparkSession, lakehouse: Lakehouse, state: StageState, versions: dict,

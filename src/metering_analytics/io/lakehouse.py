@@ -121,17 +121,11 @@ class Lakehouse:
 
     def enable_change_feed(self, spark: SparkSession, layer: str, table: str) -> None:
         """Switch on the table's Change Data Feed if it is off (one metadata commit, once)."""
-        self.switch_on(spark, layer, table, CHANGE_FEED)
-
-    def switch_on(self, spark: SparkSession, layer: str, table: str, *properties: str) -> None:
-        """Set boolean table properties to true where they are not (one metadata commit, once)."""
-        current = self.delta_table(spark, layer, table).detail().select("properties").first()[0] or {}
-        missing = [p for p in properties if current.get(p) != "true"]
-        if not missing:
+        properties = self.delta_table(spark, layer, table).detail().select("properties").first()[0] or {}
+        if properties.get(CHANGE_FEED) == "true":
             return
         target = f"delta.`{self.path(layer, table)}`" if self.is_local else self.table_name(layer, table)
-        settings = ", ".join(f"'{p}' = 'true'" for p in missing)
-        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ({settings})")
+        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('{CHANGE_FEED}' = 'true')")
 
     def overwrite(self, df: DataFrame, layer: str, table: str, partition_by: Sequence[str] = (),
                   sort_by: str | None = None) -> None:

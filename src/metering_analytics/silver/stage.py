@@ -14,6 +14,7 @@ fetch their bodies from bronze for quarantine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -192,12 +193,12 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     bounds = sequence_bounds(bronze_like)
     usage = facts.usage_candidates(decode_messages(bronze_like.drop("_was_reason", "_was_detail")))
     valid, rejected = resolve_usage(usage, subs, dimensions)
-    valid = valid.localCheckpoint()
+    valid, rejected = valid.localCheckpoint(), rejected.localCheckpoint()
     # Most of the waiting usage is still waiting: only the verdicts that changed are written.
     was = bronze_like.select(*[F.col(c).alias(f"_was_{c}") for c in (*KEY, "source_file")], "_was_reason",
                              "_was_detail")
     unchanged = [F.col(c).eqNullSafe(F.col(f"_was_{c}")) for c in (*KEY, "source_file", "reason", "detail")]
-    changed = rejected.join(was, _all(unchanged), "left_anti").localCheckpoint()
+    changed = rejected.join(was, reduce(Column.__and__, unchanged), "left_anti").localCheckpoint()
     # Each record is written to its new table before it leaves the old one: a crash in between leaves
     # it in both, and the replayed batch finds it again (still quarantined, or still in usage_events)
     # and finishes the move. Deleting first would lose it.
@@ -209,13 +210,6 @@ def _reresolve_usage(spark: SparkSession, lakehouse: Lakehouse, subs: DataFrame,
     if stale is not None:  # usage after a deletion, now in quarantine, leaves usage_events
         _delete_keys(lakehouse, spark, "usage_events", rejected.join(stale, list(KEY), "left_semi").select(*KEY),
                      bounds)
-
-
-def _all(conditions: list[Column]) -> Column:
-    out = conditions[0]
-    for condition in conditions[1:]:
-        out = out & condition
-    return out
 
 
 def _bounds(ranges: list[dict]) -> str | None:
